@@ -2,7 +2,10 @@
  * What a sampler is. A sampler yields dataset indices (or, for a batch sampler, arrays of
  * indices). Randomized samplers are pure functions of (seed, epoch): each iteration uses the
  * current epoch and then advances it by one, and `setEpoch(e)` sets it, so two passes differ
- * like PyTorch's, yet every pass can be reproduced.
+ * like PyTorch's, yet every pass can be reproduced. The epoch advances when the pass starts
+ * (`[Symbol.iterator]()` is called), so a pass abandoned early still counts as a pass.
+ *
+ * Every sampler of this folder passes the shared suite in conformance.test.ts.
  */
 
 export interface Sampler {
