@@ -52,7 +52,7 @@ export async function runDemo(config: DemoConfig, log: Logger): Promise<DemoSumm
       shuffle: config.shuffle,
       numWorkers: config.workers,
       seed: config.seed,
-      persistentWorkers: true,
+      persistentWorkers: config.workers > 0,
     },
   );
 
