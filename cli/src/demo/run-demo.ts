@@ -167,7 +167,7 @@ function formatSummary(s: DemoSummary): string {
     '',
     `Load-balanced plan for ${s.ranks.length} ranks (cost = sample bytes):`,
     ...s.ranks.map((r) => `  rank ${r.rank}: ${r.samples} samples, ${r.batches} batches, ${r.cost} bytes`),
-    `  cost spread (max − min) / mean: ${s.costSpreadPercent.toFixed(3)} %`,
+    `  cost spread (max − min) / mean: ${s.costSpreadPercent.toPrecision(2)} %`,
     '',
     s.ok ? 'OK: every sample exactly once per epoch; every rank has the same number of batches.' : 'FAILED: see the table above.',
     '',
