@@ -6,7 +6,7 @@
  * Nothing is materialized: the order is a seeded Feistel permutation, so any N works.
  */
 import { ArgumentError } from '../errors.ts';
-import { EpochPlan } from '../plan/epoch-plan.ts';
+import { EpochPlan, type EpochPlanOptions } from '../plan/epoch-plan.ts';
 import { perRankCount } from '../plan/types.ts';
 import { requireInt, requirePositiveInt, requireSeed } from '../validate.ts';
 import type { Sampler } from './sampler.ts';
@@ -80,9 +80,9 @@ export class DistributedSampler implements Sampler {
     return this.#plan;
   }
 
-  /** Builds the first plan; subclasses choose the partition. */
-  protected createPlan(epoch: number): EpochPlan {
-    return new EpochPlan({
+  /** The plan options of an epoch; subclasses choose the partition. */
+  protected planOptions(epoch: number): EpochPlanOptions {
+    return {
       numSamples: this.size,
       worldSize: this.numReplicas,
       seed: this.seed,
@@ -90,7 +90,12 @@ export class DistributedSampler implements Sampler {
       shuffle: this.shuffle ? 'global' : 'none',
       partition: 'distributed',
       dropLast: this.dropLast,
-    });
+    };
+  }
+
+  /** Builds the first plan (later epochs derive from it with `withEpoch`). */
+  protected createPlan(epoch: number): EpochPlan {
+    return new EpochPlan(this.planOptions(epoch));
   }
 
   /** This rank's indices of the current epoch; the epoch then advances by one. */

@@ -9,7 +9,7 @@
  *
  * `costReport()` gives the actual per-rank totals, imbalance and that bound for the epoch.
  */
-import { EpochPlan } from '../plan/epoch-plan.ts';
+import type { EpochPlanOptions } from '../plan/epoch-plan.ts';
 import { CostTable } from '../plan/costs.ts';
 import type { CostReport } from '../plan/types.ts';
 import { requirePositiveInt } from '../validate.ts';
@@ -41,18 +41,8 @@ export class LoadBalancedDistributedSampler extends DistributedSampler {
       options.balanceWindow === undefined ? undefined : requirePositiveInt('balanceWindow', options.balanceWindow);
   }
 
-  protected override createPlan(epoch: number): EpochPlan {
-    return new EpochPlan({
-      numSamples: this.size,
-      worldSize: this.numReplicas,
-      seed: this.seed,
-      epoch,
-      shuffle: this.shuffle ? 'global' : 'none',
-      partition: 'load-balanced',
-      costs: this.costs,
-      balanceWindow: this.balanceWindow,
-      dropLast: this.dropLast,
-    });
+  protected override planOptions(epoch: number): EpochPlanOptions {
+    return { ...super.planOptions(epoch), partition: 'load-balanced', costs: this.costs, balanceWindow: this.balanceWindow };
   }
 
   /** Per-rank cost totals, imbalance and guaranteed bound of the current epoch (`this.epoch`). */
