@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Installs (once) the real servers that tests start: nats-server built with Go from the Go module
+# proxy, and Prometheus + promtool from Debian's package. Everything lands in a cache outside the
+# clone, one folder per server and version:
+#   ${SHARDLINE_CACHE:-$HOME/.cache/shardline}/servers/<name>-<version>/bin/
+# test/infra/binaries.ts reads the pinned versions below, so bump them here only.
+# Idempotent; a warm run takes well under a second and prints nothing.
+#
+# Usage: bash scripts/setup-servers.sh [nats-server] [prometheus]   (default: all)
+set -euo pipefail
+
+NATS_SERVER_VERSION=2.10.27
+PROMETHEUS_VERSION=2.42.0
+
+cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
+servers="$cache/servers"
+
+die() { echo "setup-servers: $*" >&2; exit 1; }
+say() { echo "setup-servers: $*" >&2; }
+
+# Runs a command as root (apt-get), through sudo when we are not root.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run '$*' (no sudo found); run this script as root or install Debian's prometheus package by hand"
+  fi
+}
+
+nats_server() {
+  local dir="$servers/nats-server-$NATS_SERVER_VERSION"
+  [ -x "$dir/bin/nats-server" ] && [ -f "$dir/.complete" ] && return 0
+  command -v go >/dev/null || die "go not found; install Go 1.23 or newer to build nats-server $NATS_SERVER_VERSION"
+  say "building nats-server v$NATS_SERVER_VERSION with $(go version | cut -d' ' -f3) into $dir"
+  mkdir -p "$servers"
+  # Build into a scratch folder and rename it into place, so an interrupted or concurrent run
+  # never leaves a half-built server behind the .complete marker.
+  local tmp
+  tmp=$(mktemp -d "$servers/.nats-server-XXXXXX")
+  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+      go install "github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION"; then
+    rm -rf "$tmp"
+    die "go install github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  fi
+  "$tmp/bin/nats-server" --version | grep -q "v$NATS_SERVER_VERSION" \
+    || { rm -rf "$tmp"; die "built nats-server does not report v$NATS_SERVER_VERSION"; }
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+}
+
+prometheus() {
+  local dir="$servers/prometheus-$PROMETHEUS_VERSION"
+  [ -x "$dir/bin/prometheus" ] && [ -x "$dir/bin/promtool" ] && [ -f "$dir/.complete" ] && return 0
+  if ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ]; then
+    command -v apt-get >/dev/null || die "apt-get not found; install Prometheus $PROMETHEUS_VERSION and promtool so that /usr/bin/prometheus and /usr/bin/promtool exist"
+    # Refresh the package lists only when they do not know the package yet (slow, and noisy).
+    # (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
+    local policy_out
+    policy_out=$(apt-cache policy prometheus 2>/dev/null || true)
+    if ! grep -q 'Candidate: [0-9]' <<<"$policy_out"; then
+      say "apt-get update (the package lists do not know prometheus)"
+      as_root apt-get update -qq || die "apt-get update failed"
+    fi
+    say "installing Debian's prometheus package (prometheus + promtool)"
+    # policy-rc.d 101 keeps the package's service from being started by its postinst: tests
+    # start their own Prometheus, and a system one would squat port 9090.
+    local policy=/usr/sbin/policy-rc.d created_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && created_policy=1
+    fi
+    local rc=0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null || rc=$?
+    [ -n "$created_policy" ] && as_root rm -f "$policy"
+    [ "$rc" -eq 0 ] || die "apt-get install prometheus failed (exit $rc)"
+  fi
+  local got
+  got=$(/usr/bin/prometheus --version 2>&1 | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')
+  [ "$got" = "$PROMETHEUS_VERSION" ] \
+    || die "/usr/bin/prometheus is version '${got:-unknown}', this script pins $PROMETHEUS_VERSION; set PROMETHEUS_VERSION in scripts/setup-servers.sh to the installed version"
+  mkdir -p "$dir/bin"
+  ln -sfn /usr/bin/prometheus "$dir/bin/prometheus"
+  ln -sfn /usr/bin/promtool "$dir/bin/promtool"
+  touch "$dir/.complete"
+}
+
+wanted=("$@")
+[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server prometheus)
+for name in "${wanted[@]}"; do
+  case "$name" in
+    nats-server|nats) nats_server ;;
+    prometheus|promtool) prometheus ;;
+    *) die "unknown server '$name' (known: nats-server, prometheus)" ;;
+  esac
+done

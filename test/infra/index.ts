@@ -1,0 +1,11 @@
+/**
+ * Test infrastructure: real servers started as local processes for tests (see docs/testing.md).
+ */
+export { REPO_ROOT, SETUP_COMMAND, cacheDir, missingServerError, pinnedVersion, serverBinary } from './binaries.ts';
+export type { ServerBinary } from './binaries.ts';
+export { ManagedProcess, freePort, keepArtifacts, makeTempDir, removeTempDir, spawnServer } from './supervisor.ts';
+export type { ExitStatus, SpawnOptions } from './supervisor.ts';
+export { natsConfig, startNats } from './nats.ts';
+export type { NatsOptions, NatsServer, NatsUser } from './nats.ts';
+export { checkPrometheusConfig, prometheusConfig, promtool, startPrometheus } from './prometheus.ts';
+export type { PrometheusOptions, PrometheusServer, PromQueryData, PromSample, PromtoolResult } from './prometheus.ts';
