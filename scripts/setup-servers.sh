@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs (once) the real servers that tests start: nats-server built with Go from the Go module
-# proxy, and Prometheus + promtool from Debian's package. Everything lands in a cache outside the
+# Installs (once) the real servers that tests start: nats-server and MinIO built with Go from the
+# Go module proxy, and Prometheus + promtool from Debian's package. Everything lands in a cache outside the
 # clone, one folder per server and version:
 #   ${SHARDLINE_CACHE:-$HOME/.cache/shardline}/servers/<name>-<version>/bin/
 # test/infra/binaries.ts reads the pinned versions below, so bump them here only.
 # Idempotent; a warm run takes well under a second and prints nothing.
 #
-# Usage: bash scripts/setup-servers.sh [nats-server] [prometheus]   (default: all)
+# Usage: bash scripts/setup-servers.sh [nats-server] [minio] [prometheus]   (default: all)
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.10.27
 PROMETHEUS_VERSION=2.42.0
+# MinIO's tags (RELEASE.2025-…) are not semver, so the Go module proxy only knows pseudo-versions:
+# this is the last commit of github.com/minio/minio's master branch (2026-02-12).
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
 servers="$cache/servers"
@@ -43,6 +46,28 @@ nats_server() {
   fi
   "$tmp/bin/nats-server" --version | grep -q "v$NATS_SERVER_VERSION" \
     || { rm -rf "$tmp"; die "built nats-server does not report v$NATS_SERVER_VERSION"; }
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+}
+
+minio() {
+  local dir="$servers/minio-$MINIO_VERSION"
+  [ -x "$dir/bin/minio" ] && [ -f "$dir/.complete" ] && return 0
+  command -v go >/dev/null || die "go not found; install Go 1.24 or newer to build minio $MINIO_VERSION"
+  say "building minio $MINIO_VERSION with $(go version | cut -d' ' -f3) into $dir (a few minutes cold)"
+  mkdir -p "$servers"
+  local tmp
+  tmp=$(mktemp -d "$servers/.minio-XXXXXX")
+  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+      go install "github.com/minio/minio@$MINIO_VERSION"; then
+    rm -rf "$tmp"
+    die "go install github.com/minio/minio@$MINIO_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  fi
+  # A go-install build reports "DEVELOPMENT.GOGET" as its version; the module line in the binary's
+  # build info is what proves which source it was built from.
+  go version -m "$tmp/bin/minio" | grep -q "github.com/minio/minio[[:space:]]*$MINIO_VERSION" \
+    || { rm -rf "$tmp"; die "built minio was not built from github.com/minio/minio@$MINIO_VERSION"; }
   touch "$tmp/.complete"
   rm -rf "$dir"
   mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
@@ -84,11 +109,12 @@ prometheus() {
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server prometheus)
+[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server minio prometheus)
 for name in "${wanted[@]}"; do
   case "$name" in
     nats-server|nats) nats_server ;;
+    minio|s3) minio ;;
     prometheus|promtool) prometheus ;;
-    *) die "unknown server '$name' (known: nats-server, prometheus)" ;;
+    *) die "unknown server '$name' (known: nats-server, minio, prometheus)" ;;
   esac
 done

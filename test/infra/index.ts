@@ -7,5 +7,7 @@ export { ManagedProcess, freePort, keepArtifacts, makeTempDir, removeTempDir, sp
 export type { ExitStatus, SpawnOptions } from './supervisor.ts';
 export { natsConfig, startNats } from './nats.ts';
 export type { NatsOptions, NatsServer, NatsUser } from './nats.ts';
+export { S3_ENV, startS3 } from './s3.ts';
+export type { S3Options, S3Server } from './s3.ts';
 export { checkPrometheusConfig, prometheusConfig, promtool, startPrometheus } from './prometheus.ts';
 export type { PrometheusOptions, PrometheusServer, PromQueryData, PromSample, PromtoolResult } from './prometheus.ts';
