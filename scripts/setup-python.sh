@@ -1,18 +1,54 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment that the interop tests use: the reference `safetensors`
-# package and numpy, from PyPI. Cached outside the clone, keyed by the pinned versions, so a warm
-# run takes well under a second. Prints nothing when the cache is warm.
+# package, numpy and nats-py from PyPI, plus CPU torch from Debian (python3-torch, seen through
+# --system-site-packages; PyPI's Linux torch wheel drags in gigabytes of CUDA libraries).
+# Cached outside the clone, keyed by the pins, so a warm run takes well under a second.
+# Prints nothing when the cache is warm.
+#   --print-venv   print the venv's folder (for test/support/python.ts) and exit
 set -euo pipefail
-PY_PACKAGES="safetensors==0.8.0 numpy==2.3.5"
+PY_PACKAGES="safetensors==0.8.0 numpy==1.26.4 nats-py==2.16.0"
+# Debian bookworm's CPU build (1.13.1). It is built against numpy 1.x: with numpy 2 torch.from_numpy
+# and .numpy() fail ("Numpy is not available"), so numpy stays on 1.26 (ABI-compatible with it).
+DEB_PACKAGES="python3-torch=1.13.1+dfsg-4"
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
-key=$(printf '%s' "$PY_PACKAGES" | sha256sum | cut -c1-12)
+key=$(printf '%s' "$PY_PACKAGES $DEB_PACKAGES" | sha256sum | cut -c1-12)
 venv="$cache/venv-$key"
-if [ -x "$venv/bin/python" ] && [ -f "$venv/.complete" ]; then exit 0; fi
-python=${PYTHON:-python3}
-command -v "$python" >/dev/null || { echo "setup-python: $python not found; install Python 3.9+ (apt-get install python3 python3-venv)" >&2; exit 1; }
-echo "setup-python: creating $venv with $PY_PACKAGES" >&2
+if [ "${1:-}" = --print-venv ]; then echo "$venv"; exit 0; fi
+[ $# -eq 0 ] || { echo "usage: $0 [--print-venv]" >&2; exit 2; }
+# Debian's torch lives under /usr/lib/python3/dist-packages: the venv is only good while it is there.
+torch_init=/usr/lib/python3/dist-packages/torch/__init__.py
+if [ -x "$venv/bin/python" ] && [ -f "$venv/.complete" ] && [ -f "$torch_init" ]; then exit 0; fi
+
+die() { echo "setup-python: $*" >&2; exit 1; }
+say() { echo "setup-python: $*" >&2; }
+# Debian's python3, the one python3-torch is built for (a pyenv or other python3 cannot see it).
+python=${PYTHON:-/usr/bin/python3}
+command -v "$python" >/dev/null || die "$python not found; install Debian's python3 (apt-get install python3 python3-venv)"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run '$*' (no sudo found); run this script as root or apt-get install $DEB_PACKAGES by hand"
+  fi
+}
+
+if [ ! -f "$torch_init" ]; then
+  command -v apt-get >/dev/null || die "apt-get not found; this setup needs Debian's $DEB_PACKAGES (CPU torch)"
+  say "installing $DEB_PACKAGES (CPU torch) from Debian"
+  apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+  if ! apt_install $DEB_PACKAGES python3-venv; then
+    say "apt-get update (the package lists do not know $DEB_PACKAGES)"
+    as_root apt-get update -qq || die "apt-get update failed"
+    apt_install $DEB_PACKAGES python3-venv || die "apt-get install $DEB_PACKAGES failed"
+  fi
+fi
+
+say "creating $venv with $PY_PACKAGES and Debian's $DEB_PACKAGES"
 rm -rf "$venv"
 mkdir -p "$cache"
-"$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check $PY_PACKAGES
+"$python" -m venv --system-site-packages "$venv" || die "$python -m venv failed (apt-get install python3-venv)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location $PY_PACKAGES \
+  || die "pip install $PY_PACKAGES failed"
+"$venv/bin/python" -c 'import torch, safetensors.torch, numpy, nats' \
+  || die "the venv cannot import torch, safetensors.torch, numpy and nats; delete $venv and look at the error above"
 touch "$venv/.complete"

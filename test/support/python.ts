@@ -1,14 +1,14 @@
 /**
- * The Python that interop tests run: a venv with the reference `safetensors` package and numpy,
- * made and cached by scripts/setup-python.sh. Tests that need it fail (never skip) when it cannot
- * be had, with a message that names the command to run.
+ * The Python that interop tests run: a venv with the reference `safetensors` package, numpy,
+ * nats-py and CPU torch (Debian's python3-torch), made and cached by scripts/setup-python.sh.
+ * Tests that need it fail (never skip) when it cannot be had, with a message that names the
+ * command to run.
  *
  * Also a command line: `npx node test/support/python.ts SCRIPT [ARGS...]` runs a script with that
  * Python (used to regenerate the wire format test vectors).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,19 +25,19 @@ function cacheDir(): string {
   return process.env.SHARDLINE_CACHE || path.join(homedir(), '.cache', 'shardline');
 }
 
-// The venv's folder is keyed by the pinned package list; read it from the script so the two
-// never disagree.
+// The venv's folder is keyed by the pins in the script: ask the script, so the two never disagree.
 function venvPython(): string {
-  const script = readFileSync(SETUP, 'utf8');
-  const match = /^PY_PACKAGES="([^"]*)"/m.exec(script);
-  if (match === null) throw new Error(`${SETUP} has no PY_PACKAGES="..." line; cannot locate the venv`);
-  const key = createHash('sha256').update(match[1]!).digest('hex').slice(0, 12);
-  return path.join(cacheDir(), `venv-${key}`, 'bin', 'python');
+  const result = spawnSync('bash', [SETUP, '--print-venv'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  const venv = result.stdout?.trim() ?? '';
+  if (result.status !== 0 || venv === '') {
+    throw new Error(`\`bash ${SETUP} --print-venv\` failed (${result.error?.message ?? `exit code ${result.status}`}): ${result.stderr ?? ''}`);
+  }
+  return path.join(venv, 'bin', 'python');
 }
 
 /**
  * Path of the interop venv's python. Runs `bash scripts/setup-python.sh` first (instant when the
- * venv exists; otherwise it creates it from PyPI). Throws an Error naming that command when the
+ * venv exists; otherwise it installs Debian's python3-torch and creates the venv from PyPI). Throws an Error naming that command when the
  * venv cannot be made.
  */
 export function pythonPath(): string {
