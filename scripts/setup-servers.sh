@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs (once) the real servers that tests start: nats-server and MinIO built with Go from the
-# Go module proxy, and Prometheus + promtool from Debian's package. Everything lands in a cache outside the
+# Installs (once) the real servers and tools that tests start: nats-server, MinIO, helm and kubectl
+# built with Go from the Go module proxy, and Prometheus + promtool from Debian's package. Everything lands in a cache outside the
 # clone, one folder per server and version:
 #   ${SHARDLINE_CACHE:-$HOME/.cache/shardline}/servers/<name>-<version>/bin/
 # test/infra/binaries.ts reads the pinned versions below, so bump them here only.
 # Idempotent; a warm run takes well under a second and prints nothing.
 #
-# Usage: bash scripts/setup-servers.sh [nats-server] [minio] [prometheus]   (default: all)
+# Usage: bash scripts/setup-servers.sh [nats-server] [minio] [prometheus] [helm] [kubectl]   (default: all)
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.10.27
@@ -14,6 +14,12 @@ PROMETHEUS_VERSION=2.42.0
 # MinIO's tags (RELEASE.2025-…) are not semver, so the Go module proxy only knows pseudo-versions:
 # this is the last commit of github.com/minio/minio's master branch (2026-02-12).
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+HELM_VERSION=3.22.0
+# The Kubernetes version that helm reports as .Capabilities.KubeVersion and lints deprecations
+# against (helm's Makefile stamps it with ldflags; a go-install build would say v1.20), and the
+# version of the kubectl client built from k8s.io/kubectl (Debian's kubernetes-client is 1.20).
+HELM_KUBE_VERSION=1.31
+KUBECTL_VERSION=1.31.3
 
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
 servers="$cache/servers"
@@ -108,13 +114,92 @@ prometheus() {
   touch "$dir/.complete"
 }
 
+helm() {
+  local dir="$servers/helm-$HELM_VERSION"
+  [ -x "$dir/bin/helm" ] && [ -f "$dir/.complete" ] && return 0
+  command -v go >/dev/null || die "go not found; install Go 1.24 or newer to build helm $HELM_VERSION"
+  say "building helm v$HELM_VERSION (Kubernetes $HELM_KUBE_VERSION) with $(go version | cut -d' ' -f3) into $dir"
+  mkdir -p "$servers"
+  local tmp major=${HELM_KUBE_VERSION%%.*} minor=${HELM_KUBE_VERSION#*.}
+  tmp=$(mktemp -d "$servers/.helm-XXXXXX")
+  # The same -X flags as helm's Makefile: its version, and the Kubernetes version it renders and
+  # lints for (pkg/lint/rules and pkg/chartutil each keep their own copy).
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+      go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"; then
+    rm -rf "$tmp"
+    die "go install helm.sh/helm/v3/cmd/helm@v$HELM_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  fi
+  "$tmp/bin/helm" version --template '{{.Version}}' | grep -qx "v$HELM_VERSION" \
+    || { rm -rf "$tmp"; die "built helm does not report v$HELM_VERSION"; }
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+}
+
+kubectl() {
+  local dir="$servers/kubectl-$KUBECTL_VERSION"
+  [ -x "$dir/bin/kubectl" ] && [ -f "$dir/.complete" ] && return 0
+  command -v go >/dev/null || die "go not found; install Go 1.22 or newer to build kubectl $KUBECTL_VERSION"
+  say "building kubectl v$KUBECTL_VERSION (k8s.io/kubectl v0.${KUBECTL_VERSION#*.}) with $(go version | cut -d' ' -f3) into $dir"
+  mkdir -p "$servers"
+  local tmp
+  tmp=$(mktemp -d "$servers/.kubectl-XXXXXX")
+  # kubectl's main lives in k8s.io/kubernetes (whose go.mod replaces its staging modules, so it
+  # cannot be go-installed); the published k8s.io/kubectl module has the whole command, so a
+  # throwaway module with kubernetes' own three-line main builds it from the module proxy alone.
+  mkdir -p "$tmp/src"
+  cat >"$tmp/src/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+func main() {
+	command := cmd.NewDefaultKubectlCommand()
+	if err := cli.RunNoErrOutput(command); err != nil {
+		util.CheckErr(err)
+	}
+	os.Exit(0)
+}
+GO
+  local module="k8s.io/kubectl@v0.${KUBECTL_VERSION#*.}" major=${KUBECTL_VERSION%%.*} rest=${KUBECTL_VERSION#*.}
+  local ldflags="-s -w" pkg
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ldflags+=" -X $pkg.gitVersion=v$KUBECTL_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=${rest%%.*} -X $pkg.gitTreeState=clean"
+  done
+  if ! (cd "$tmp/src" && go mod init shardline.local/kubectl >/dev/null 2>&1 \
+        && go get "$module" "k8s.io/component-base@v0.${KUBECTL_VERSION#*.}" >/dev/null 2>&1 \
+        && go mod tidy >/dev/null 2>&1 \
+        && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/kubectl" .); then
+    rm -rf "$tmp"
+    die "building kubectl from $module failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  fi
+  rm -rf "$tmp/src"
+  "$tmp/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v$KUBECTL_VERSION" \
+    || { rm -rf "$tmp"; die "built kubectl does not report v$KUBECTL_VERSION"; }
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+}
+
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server minio prometheus)
+[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server minio prometheus helm kubectl)
 for name in "${wanted[@]}"; do
   case "$name" in
     nats-server|nats) nats_server ;;
     minio|s3) minio ;;
     prometheus|promtool) prometheus ;;
-    *) die "unknown server '$name' (known: nats-server, minio, prometheus)" ;;
+    helm) helm ;;
+    kubectl) kubectl ;;
+    *) die "unknown server '$name' (known: nats-server, minio, prometheus, helm, kubectl)" ;;
   esac
 done

@@ -14,7 +14,7 @@ export const SETUP_COMMAND = 'bash scripts/setup-servers.sh';
 const SETUP_SCRIPT = path.join(REPO_ROOT, 'scripts', 'setup-servers.sh');
 
 /** Names of the binaries that scripts/setup-servers.sh provides. */
-export type ServerBinary = 'nats-server' | 'minio' | 'prometheus' | 'promtool';
+export type ServerBinary = 'nats-server' | 'minio' | 'prometheus' | 'promtool' | 'helm' | 'kubectl';
 
 // Each binary, the server folder it sits in, and the variable of the script that pins its version.
 const LAYOUT = {
@@ -22,6 +22,8 @@ const LAYOUT = {
   minio: { folder: 'minio', versionVar: 'MINIO_VERSION' },
   prometheus: { folder: 'prometheus', versionVar: 'PROMETHEUS_VERSION' },
   promtool: { folder: 'prometheus', versionVar: 'PROMETHEUS_VERSION' },
+  helm: { folder: 'helm', versionVar: 'HELM_VERSION' },
+  kubectl: { folder: 'kubectl', versionVar: 'KUBECTL_VERSION' },
 } as const satisfies Record<ServerBinary, { folder: string; versionVar: string }>;
 
 /** The cache root shared with the setup scripts. */
@@ -61,7 +63,7 @@ export function missingServerError(name: string, version: string, looked: string
   const error = new Error(
     `${where}${name} ${version} is not installed (looked for ${looked}). ` +
       `Run \`${SETUP_COMMAND}\` in ${REPO_ROOT} to install the test servers into ${path.join(cacheDir(), 'servers')} ` +
-      `(it builds nats-server and MinIO with Go from the Go module proxy and installs Debian's prometheus package).`,
+      `(it builds nats-server, MinIO, helm and kubectl with Go from the Go module proxy and installs Debian's prometheus package).`,
   );
   return Object.assign(error, { code: 'SERVER_MISSING' });
 }

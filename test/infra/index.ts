@@ -11,3 +11,7 @@ export { S3_ENV, startS3 } from './s3.ts';
 export type { S3Options, S3Server } from './s3.ts';
 export { checkPrometheusConfig, prometheusConfig, promtool, startPrometheus } from './prometheus.ts';
 export type { PrometheusOptions, PrometheusServer, PromQueryData, PromSample, PromtoolResult } from './prometheus.ts';
+export { TINY_CHART, helm, helmKubeVersion, helmLint, helmTemplate, kubectl } from './helm.ts';
+export type { ChartOptions, ToolOptions, ToolResult } from './helm.ts';
+export { CONTAINERS_SETUP_COMMAND, baseImage, containersConf, startContainerEngine } from './containers.ts';
+export type { ContainerEngine, ContainerEngineOptions } from './containers.ts';
