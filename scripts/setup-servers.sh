@@ -35,48 +35,58 @@ as_root() {
   fi
 }
 
-nats_server() {
-  local dir="$servers/nats-server-$NATS_SERVER_VERSION"
-  [ -x "$dir/bin/nats-server" ] && [ -f "$dir/.complete" ] && return 0
-  command -v go >/dev/null || die "go not found; install Go 1.23 or newer to build nats-server $NATS_SERVER_VERSION"
-  say "building nats-server v$NATS_SERVER_VERSION with $(go version | cut -d' ' -f3) into $dir"
+# --- Go-built tools: NAME-VERSION/bin/NAME in the cache, built in a scratch folder and renamed into
+# place with a .complete marker written last, so an interrupted or concurrent run never leaves a
+# half-built tool behind the marker.
+
+# cached NAME VERSION: true when the tool is already installed.
+cached() { [ -x "$servers/$1-$2/bin/$1" ] && [ -f "$servers/$1-$2/.complete" ]; }
+
+# scratch NAME GO_MIN WHAT: checks Go and prints a fresh scratch folder for the build.
+scratch() {
+  command -v go >/dev/null || die "go not found; install Go $2 or newer to build $1 $3"
+  say "building $1 $3 with $(go version | cut -d' ' -f3) into $servers/"
   mkdir -p "$servers"
-  # Build into a scratch folder and rename it into place, so an interrupted or concurrent run
-  # never leaves a half-built server behind the .complete marker.
+  mktemp -d "$servers/.$1-XXXXXX"
+}
+
+# go_install TMP PACKAGE@VERSION [go install flags...]: installs into TMP/bin.
+go_install() {
+  local tmp=$1 target=$2
+  shift 2
+  GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go install "$@" "$target" \
+    || build_failed "$tmp" "go install $target failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+}
+
+build_failed() { rm -rf "$1"; die "$2"; }
+
+# publish NAME VERSION TMP: marks the build complete and renames it into place.
+publish() {
+  touch "$3/.complete"
+  rm -rf "$servers/$1-$2"
+  mv -T "$3" "$servers/$1-$2" 2>/dev/null || rm -rf "$3"  # a concurrent run won the rename: keep its copy
+}
+
+nats_server() {
+  cached nats-server "$NATS_SERVER_VERSION" && return 0
   local tmp
-  tmp=$(mktemp -d "$servers/.nats-server-XXXXXX")
-  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-      go install "github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION"; then
-    rm -rf "$tmp"
-    die "go install github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
-  fi
+  tmp=$(scratch nats-server 1.23 "v$NATS_SERVER_VERSION")
+  go_install "$tmp" "github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION"
   "$tmp/bin/nats-server" --version | grep -q "v$NATS_SERVER_VERSION" \
-    || { rm -rf "$tmp"; die "built nats-server does not report v$NATS_SERVER_VERSION"; }
-  touch "$tmp/.complete"
-  rm -rf "$dir"
-  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+    || build_failed "$tmp" "built nats-server does not report v$NATS_SERVER_VERSION"
+  publish nats-server "$NATS_SERVER_VERSION" "$tmp"
 }
 
 minio() {
-  local dir="$servers/minio-$MINIO_VERSION"
-  [ -x "$dir/bin/minio" ] && [ -f "$dir/.complete" ] && return 0
-  command -v go >/dev/null || die "go not found; install Go 1.24 or newer to build minio $MINIO_VERSION"
-  say "building minio $MINIO_VERSION with $(go version | cut -d' ' -f3) into $dir (a few minutes cold)"
-  mkdir -p "$servers"
+  cached minio "$MINIO_VERSION" && return 0
   local tmp
-  tmp=$(mktemp -d "$servers/.minio-XXXXXX")
-  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-      go install "github.com/minio/minio@$MINIO_VERSION"; then
-    rm -rf "$tmp"
-    die "go install github.com/minio/minio@$MINIO_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
-  fi
+  tmp=$(scratch minio 1.24 "$MINIO_VERSION (a few minutes cold)")
+  go_install "$tmp" "github.com/minio/minio@$MINIO_VERSION"
   # A go-install build reports "DEVELOPMENT.GOGET" as its version; the module line in the binary's
   # build info is what proves which source it was built from.
   go version -m "$tmp/bin/minio" | grep -q "github.com/minio/minio[[:space:]]*$MINIO_VERSION" \
-    || { rm -rf "$tmp"; die "built minio was not built from github.com/minio/minio@$MINIO_VERSION"; }
-  touch "$tmp/.complete"
-  rm -rf "$dir"
-  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+    || build_failed "$tmp" "built minio was not built from github.com/minio/minio@$MINIO_VERSION"
+  publish minio "$MINIO_VERSION" "$tmp"
 }
 
 prometheus() {
@@ -115,39 +125,25 @@ prometheus() {
 }
 
 helm() {
-  local dir="$servers/helm-$HELM_VERSION"
-  [ -x "$dir/bin/helm" ] && [ -f "$dir/.complete" ] && return 0
-  command -v go >/dev/null || die "go not found; install Go 1.24 or newer to build helm $HELM_VERSION"
-  say "building helm v$HELM_VERSION (Kubernetes $HELM_KUBE_VERSION) with $(go version | cut -d' ' -f3) into $dir"
-  mkdir -p "$servers"
+  cached helm "$HELM_VERSION" && return 0
   local tmp major=${HELM_KUBE_VERSION%%.*} minor=${HELM_KUBE_VERSION#*.}
-  tmp=$(mktemp -d "$servers/.helm-XXXXXX")
+  tmp=$(scratch helm 1.24 "v$HELM_VERSION (Kubernetes $HELM_KUBE_VERSION)")
   # The same -X flags as helm's Makefile: its version, and the Kubernetes version it renders and
   # lints for (pkg/lint/rules and pkg/chartutil each keep their own copy).
   local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
   ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
   ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
-  if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-      go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"; then
-    rm -rf "$tmp"
-    die "go install helm.sh/helm/v3/cmd/helm@v$HELM_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
-  fi
+  go_install "$tmp" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" -trimpath -ldflags "$ldflags"
   "$tmp/bin/helm" version --template '{{.Version}}' | grep -qx "v$HELM_VERSION" \
-    || { rm -rf "$tmp"; die "built helm does not report v$HELM_VERSION"; }
-  touch "$tmp/.complete"
-  rm -rf "$dir"
-  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+    || build_failed "$tmp" "built helm does not report v$HELM_VERSION"
+  publish helm "$HELM_VERSION" "$tmp"
 }
 
 kubectl() {
-  local dir="$servers/kubectl-$KUBECTL_VERSION"
-  [ -x "$dir/bin/kubectl" ] && [ -f "$dir/.complete" ] && return 0
-  command -v go >/dev/null || die "go not found; install Go 1.22 or newer to build kubectl $KUBECTL_VERSION"
-  say "building kubectl v$KUBECTL_VERSION (k8s.io/kubectl v0.${KUBECTL_VERSION#*.}) with $(go version | cut -d' ' -f3) into $dir"
-  mkdir -p "$servers"
+  cached kubectl "$KUBECTL_VERSION" && return 0
   local tmp
-  tmp=$(mktemp -d "$servers/.kubectl-XXXXXX")
+  tmp=$(scratch kubectl 1.22 "v$KUBECTL_VERSION (k8s.io/kubectl v0.${KUBECTL_VERSION#*.})")
   # kubectl's main lives in k8s.io/kubernetes (whose go.mod replaces its staging modules, so it
   # cannot be go-installed); the published k8s.io/kubectl module has the whole command, so a
   # throwaway module with kubernetes' own three-line main builds it from the module proxy alone.
@@ -180,15 +176,12 @@ GO
         && go get "$module" "k8s.io/component-base@v0.${KUBECTL_VERSION#*.}" >/dev/null 2>&1 \
         && go mod tidy >/dev/null 2>&1 \
         && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/kubectl" .); then
-    rm -rf "$tmp"
-    die "building kubectl from $module failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+    build_failed "$tmp" "building kubectl from $module failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
   fi
   rm -rf "$tmp/src"
   "$tmp/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v$KUBECTL_VERSION" \
-    || { rm -rf "$tmp"; die "built kubectl does not report v$KUBECTL_VERSION"; }
-  touch "$tmp/.complete"
-  rm -rf "$dir"
-  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a concurrent run won the rename: keep its copy
+    || build_failed "$tmp" "built kubectl does not report v$KUBECTL_VERSION"
+  publish kubectl "$KUBECTL_VERSION" "$tmp"
 }
 
 wanted=("$@")
