@@ -20,15 +20,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
 dir="$cache/containers"
 
-die() { echo "setup-containers: $*" >&2; exit 1; }
-say() { echo "setup-containers: $*" >&2; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run '$*' (no sudo found); run this script as root"
-  fi
-}
+# shellcheck source=lib.sh
+source "$repo/scripts/lib.sh"
 
 # 1. The packages. netavark + iptables give containers a network and published ports (podman only
 # depends on "a network stack"); without --no-install-recommends apt would also pull buildah & co.
@@ -41,16 +34,7 @@ packages() {
     fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "apt-get not found; install ${missing[*]} by hand"
-  local policy_out
-  policy_out=$(apt-cache policy podman 2>/dev/null || true)
-  if ! grep -q 'Candidate: [0-9]' <<<"$policy_out"; then
-    say "apt-get update (the package lists do not know podman)"
-    as_root apt-get update -qq || die "apt-get update failed"
-  fi
-  say "installing Debian's ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
+  apt_install "${missing[@]}"
 }
 
 # 2. Our containers.conf: runc instead of crun, and no default ulimits (raising RLIMIT_NOFILE is

@@ -19,28 +19,15 @@ if [ "${1:-}" = --print-venv ]; then echo "$venv"; exit 0; fi
 torch_init=/usr/lib/python3/dist-packages/torch/__init__.py
 if [ -x "$venv/bin/python" ] && [ -f "$venv/.complete" ] && [ -f "$torch_init" ]; then exit 0; fi
 
-die() { echo "setup-python: $*" >&2; exit 1; }
-say() { echo "setup-python: $*" >&2; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Debian's python3, the one python3-torch is built for (a pyenv or other python3 cannot see it).
 python=${PYTHON:-/usr/bin/python3}
 command -v "$python" >/dev/null || die "$python not found; install Debian's python3 (apt-get install python3 python3-venv)"
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run '$*' (no sudo found); run this script as root or apt-get install $DEB_PACKAGES by hand"
-  fi
-}
-
 if [ ! -f "$torch_init" ]; then
-  command -v apt-get >/dev/null || die "apt-get not found; this setup needs Debian's $DEB_PACKAGES (CPU torch)"
-  say "installing $DEB_PACKAGES (CPU torch) from Debian"
-  apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
-  if ! apt_install $DEB_PACKAGES python3-venv; then
-    say "apt-get update (the package lists do not know $DEB_PACKAGES)"
-    as_root apt-get update -qq || die "apt-get update failed"
-    apt_install $DEB_PACKAGES python3-venv || die "apt-get install $DEB_PACKAGES failed"
-  fi
+  # shellcheck disable=SC2086 # DEB_PACKAGES is a list
+  apt_install $DEB_PACKAGES python3-venv  # CPU torch
 fi
 
 say "creating $venv with $PY_PACKAGES and Debian's $DEB_PACKAGES"

@@ -24,16 +24,8 @@ KUBECTL_VERSION=1.31.3
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
 servers="$cache/servers"
 
-die() { echo "setup-servers: $*" >&2; exit 1; }
-say() { echo "setup-servers: $*" >&2; }
-
-# Runs a command as root (apt-get), through sudo when we are not root.
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run '$*' (no sudo found); run this script as root or install Debian's prometheus package by hand"
-  fi
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- Go-built tools: NAME-VERSION/bin/NAME in the cache, built in a scratch folder and renamed into
 # place with a .complete marker written last, so an interrupted or concurrent run never leaves a
@@ -93,26 +85,7 @@ prometheus() {
   local dir="$servers/prometheus-$PROMETHEUS_VERSION"
   [ -x "$dir/bin/prometheus" ] && [ -x "$dir/bin/promtool" ] && [ -f "$dir/.complete" ] && return 0
   if ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ]; then
-    command -v apt-get >/dev/null || die "apt-get not found; install Prometheus $PROMETHEUS_VERSION and promtool so that /usr/bin/prometheus and /usr/bin/promtool exist"
-    # Refresh the package lists only when they do not know the package yet (slow, and noisy).
-    # (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
-    local policy_out
-    policy_out=$(apt-cache policy prometheus 2>/dev/null || true)
-    if ! grep -q 'Candidate: [0-9]' <<<"$policy_out"; then
-      say "apt-get update (the package lists do not know prometheus)"
-      as_root apt-get update -qq || die "apt-get update failed"
-    fi
-    say "installing Debian's prometheus package (prometheus + promtool)"
-    # policy-rc.d 101 keeps the package's service from being started by its postinst: tests
-    # start their own Prometheus, and a system one would squat port 9090.
-    local policy=/usr/sbin/policy-rc.d created_policy=
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && created_policy=1
-    fi
-    local rc=0
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null || rc=$?
-    [ -n "$created_policy" ] && as_root rm -f "$policy"
-    [ "$rc" -eq 0 ] || die "apt-get install prometheus failed (exit $rc)"
+    apt_install prometheus  # prometheus + promtool
   fi
   local got
   got=$(/usr/bin/prometheus --version 2>&1 | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')
