@@ -6,7 +6,8 @@
 # test/infra/binaries.ts reads the pinned versions below, so bump them here only.
 # Idempotent; a warm run takes well under a second and prints nothing.
 #
-# Usage: bash scripts/setup-servers.sh [nats-server] [minio] [prometheus] [helm] [kubectl]   (default: all)
+# Usage: bash scripts/setup-servers.sh [nats-server] [minio] [prometheus] [helm] [etcd] [kubernetes] [kwok]
+#        (default: all; kubernetes = kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.10.27
@@ -18,8 +19,15 @@ HELM_VERSION=3.22.0
 # The Kubernetes version that helm reports as .Capabilities.KubeVersion and lints deprecations
 # against (helm's Makefile stamps it with ldflags; a go-install build would say v1.20), and the
 # version of the kubectl client built from k8s.io/kubectl (Debian's kubernetes-client is 1.20).
-HELM_KUBE_VERSION=1.31
-KUBECTL_VERSION=1.31.3
+HELM_KUBE_VERSION=1.35
+# The control plane for tests, the envtest way: etcd 3.5 and Kubernetes (kube-apiserver,
+# kube-controller-manager, kube-scheduler and kubectl from one build), plus kwok for fake nodes.
+# 1.35.4 is the newest release whose staging modules the module proxy serves at the matching
+# v0.35.4 (1.31.14's k8s.io/kube-scheduler v0.31.14, for one, is not there).
+KUBERNETES_VERSION=1.35.4
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+ETCD_VERSION=3.5.35
+KWOK_VERSION=0.8.0
 
 cache="${SHARDLINE_CACHE:-$HOME/.cache/shardline}"
 servers="$cache/servers"
@@ -31,8 +39,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # place with a .complete marker written last, so an interrupted or concurrent run never leaves a
 # half-built tool behind the marker.
 
-# cached NAME VERSION: true when the tool is already installed.
-cached() { [ -x "$servers/$1-$2/bin/$1" ] && [ -f "$servers/$1-$2/.complete" ]; }
+# cached NAME VERSION [BINARY]: true when the tool (its binary BINARY, NAME by default) is installed.
+cached() { [ -x "$servers/$1-$2/bin/${3:-$1}" ] && [ -f "$servers/$1-$2/.complete" ]; }
 
 # scratch NAME GO_MIN WHAT: checks Go and prints a fresh scratch folder for the build.
 scratch() {
@@ -98,7 +106,9 @@ prometheus() {
 }
 
 helm() {
-  cached helm "$HELM_VERSION" && return 0
+  # The folder names the Kubernetes version too, so changing HELM_KUBE_VERSION rebuilds helm.
+  local key="$HELM_VERSION-kube$HELM_KUBE_VERSION"
+  cached helm "$key" && return 0
   local tmp major=${HELM_KUBE_VERSION%%.*} minor=${HELM_KUBE_VERSION#*.}
   tmp=$(scratch helm 1.24 "v$HELM_VERSION (Kubernetes $HELM_KUBE_VERSION)")
   # The same -X flags as helm's Makefile: its version, and the Kubernetes version it renders and
@@ -110,62 +120,137 @@ helm() {
   go_install "$tmp" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" -trimpath -ldflags "$ldflags"
   "$tmp/bin/helm" version --template '{{.Version}}' | grep -qx "v$HELM_VERSION" \
     || build_failed "$tmp" "built helm does not report v$HELM_VERSION"
-  publish helm "$HELM_VERSION" "$tmp"
+  publish helm "$key" "$tmp"
 }
 
-kubectl() {
-  cached kubectl "$KUBECTL_VERSION" && return 0
+# throwaway TMP MODULE: a scratch Go module in TMP/src, for commands whose main cannot be
+# go-installed (their own go.mod has replace directives, which go install refuses).
+throwaway() {
+  mkdir -p "$1/src"
+  (cd "$1/src" && go mod init "$2" >/dev/null 2>&1)
+}
+
+# version_ldflags VERSION: the -X flags with which Kubernetes' own build stamps its version into
+# client-go and component-base (what `kubectl version` and /version report).
+version_ldflags() {
+  local major=${1%%.*} rest=${1#*.} pkg out=''
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    out+=" -X $pkg.gitVersion=v$1 -X $pkg.gitMajor=$major -X $pkg.gitMinor=${rest%%.*} -X $pkg.gitTreeState=clean"
+    out+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$out"
+}
+
+etcd() {
+  cached etcd "$ETCD_VERSION" && return 0
   local tmp
-  tmp=$(scratch kubectl 1.22 "v$KUBECTL_VERSION (k8s.io/kubectl v0.${KUBECTL_VERSION#*.})")
-  # kubectl's main lives in k8s.io/kubernetes (whose go.mod replaces its staging modules, so it
-  # cannot be go-installed); the published k8s.io/kubectl module has the whole command, so a
-  # throwaway module with kubernetes' own three-line main builds it from the module proxy alone.
-  mkdir -p "$tmp/src"
+  tmp=$(scratch etcd 1.23 "v$ETCD_VERSION")
+  # etcd's server module replaces its sibling modules with ../ paths, so `go install` refuses it;
+  # a module of our own whose main is etcd's own one line builds it from the module proxy alone.
+  throwaway "$tmp" shardline.local/etcd
   cat >"$tmp/src/main.go" <<'GO'
 package main
 
 import (
 	"os"
 
-	"k8s.io/component-base/cli"
-	"k8s.io/kubectl/pkg/cmd"
-	"k8s.io/kubectl/pkg/cmd/util"
+	"go.etcd.io/etcd/server/v3/etcdmain"
 )
 
-func main() {
-	command := cmd.NewDefaultKubectlCommand()
-	if err := cli.RunNoErrOutput(command); err != nil {
-		util.CheckErr(err)
-	}
-	os.Exit(0)
-}
+func main() { etcdmain.Main(os.Args) }
 GO
-  local module="k8s.io/kubectl@v0.${KUBECTL_VERSION#*.}" major=${KUBECTL_VERSION%%.*} rest=${KUBECTL_VERSION#*.}
-  local ldflags="-s -w" pkg
-  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-    ldflags+=" -X $pkg.gitVersion=v$KUBECTL_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=${rest%%.*} -X $pkg.gitTreeState=clean"
-  done
-  if ! (cd "$tmp/src" && go mod init shardline.local/kubectl >/dev/null 2>&1 \
-        && go get "$module" "k8s.io/component-base@v0.${KUBECTL_VERSION#*.}" >/dev/null 2>&1 \
+  if ! (cd "$tmp/src" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1 \
         && go mod tidy >/dev/null 2>&1 \
-        && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/kubectl" .); then
-    build_failed "$tmp" "building kubectl from $module failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+        && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" .); then
+    build_failed "$tmp" "building etcd from go.etcd.io/etcd/server/v3@v$ETCD_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
   fi
   rm -rf "$tmp/src"
-  "$tmp/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v$KUBECTL_VERSION" \
-    || build_failed "$tmp" "built kubectl does not report v$KUBECTL_VERSION"
-  publish kubectl "$KUBECTL_VERSION" "$tmp"
+  "$tmp/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" \
+    || build_failed "$tmp" "built etcd does not report $ETCD_VERSION"
+  publish etcd "$ETCD_VERSION" "$tmp"
+}
+
+# The control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and kubectl, in one
+# build so they share every compiled package.
+kubernetes() {
+  cached kubernetes "$KUBERNETES_VERSION" kube-apiserver && return 0
+  local tmp name
+  tmp=$(scratch kubernetes 1.25 "v$KUBERNETES_VERSION: ${KUBE_COMMANDS[*]} (the longest build here, 10-20 minutes cold)")
+  # k8s.io/kubernetes points each staging module (k8s.io/api, k8s.io/client-go, ...) at its own
+  # ./staging folder with a replace directive, which means nothing outside its repository. A
+  # throwaway module requires it and replaces each of those modules with its published v0.x.y,
+  # reading the list from that release's own go.mod so a version bump needs no edit here.
+  throwaway "$tmp" shardline.local/kubernetes
+  local mod="$tmp/kubernetes.mod" proxy
+  proxy=$(go env GOPROXY | cut -d, -f1)
+  if ! (cd "$tmp/src" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" >"$tmp/download.json" 2>&1); then
+    build_failed "$tmp" "cannot download k8s.io/kubernetes@v$KUBERNETES_VERSION from the Go module proxy ($proxy): $(tail -3 "$tmp/download.json")"
+  fi
+  cp "$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' "$tmp/download.json")" "$mod"
+  local staging=() module
+  while read -r module; do staging+=("$module"); done < <(sed -n 's|^[[:space:]]*\(k8s.io/[A-Za-z0-9._-]*\) => \./staging/.*|\1|p' "$mod")
+  [ ${#staging[@]} -gt 10 ] || build_failed "$tmp" "found only ${#staging[@]} staging replace directives in k8s.io/kubernetes@v$KUBERNETES_VERSION's go.mod"
+  local edits=(-require "k8s.io/kubernetes@v$KUBERNETES_VERSION") staged="v0.${KUBERNETES_VERSION#*.}"
+  for module in "${staging[@]}"; do edits+=(-replace "$module=$module@$staged"); done
+  # The release's own language version and GODEBUG defaults, so the binaries behave as released.
+  local goline godebug
+  goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$mod")
+  godebug=$(sed -n 's/^godebug \(.*\)$/\1/p' "$mod")
+  edits+=(-go "$goline")
+  [ -z "$godebug" ] || edits+=(-godebug "$godebug")
+  local packages=()
+  for name in "${KUBE_COMMANDS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name"); done
+  say "replacing ${#staging[@]} staging modules with their $staged releases; compiling ${packages[*]}"
+  if ! (cd "$tmp/src" && go mod edit "${edits[@]}" \
+        && GOFLAGS=-mod=mod go mod download >/dev/null 2>"$tmp/build.log" \
+        && CGO_ENABLED=0 GOFLAGS="-mod=mod ${GOFLAGS:--buildvcs=false}" go build -trimpath \
+             -ldflags "-s -w $(version_ldflags "$KUBERNETES_VERSION")" -o "$tmp/bin/" "${packages[@]}" 2>>"$tmp/build.log"); then
+    build_failed "$tmp" "building Kubernetes v$KUBERNETES_VERSION failed: $(tail -15 "$tmp/build.log")"
+  fi
+  rm -rf "$tmp/src" "$tmp/download.json" "$tmp/build.log"
+  for name in kube-apiserver kube-controller-manager kube-scheduler; do
+    "$tmp/bin/$name" --version 2>&1 | grep -qx "Kubernetes v$KUBERNETES_VERSION" \
+      || build_failed "$tmp" "built $name does not report Kubernetes v$KUBERNETES_VERSION"
+  done
+  "$tmp/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v$KUBERNETES_VERSION" \
+    || build_failed "$tmp" "built kubectl does not report v$KUBERNETES_VERSION"
+  publish kubernetes "$KUBERNETES_VERSION" "$tmp"
+}
+
+kwok() {
+  cached kwok "$KWOK_VERSION" && [ -f "$servers/kwok-$KWOK_VERSION/stages.yaml" ] && return 0
+  local tmp
+  tmp=$(scratch kwok 1.26 "v$KWOK_VERSION")
+  go_install "$tmp" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+  "$tmp/bin/kwok" --version 2>&1 | grep -q "$KWOK_VERSION" \
+    || build_failed "$tmp" "built kwok does not report v$KWOK_VERSION"
+  # kwok does nothing without Stages (how fake Nodes and Pods move through their lifecycle). Its
+  # module ships the upstream ones as YAML: Nodes turn Ready at once and send a heartbeat every
+  # 20-45 s (so the node lifecycle controller never marks them NotReady); Pods bound to a fake
+  # Node turn Running at once, and completed or deleted ones go away. Kept beside the binary so
+  # they always match its version.
+  local source stage
+  source=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$source/kustomize/stage" ] || build_failed "$tmp" "sigs.k8s.io/kwok@v$KWOK_VERSION has no kustomize/stage folder"
+  for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    [ -f "$source/kustomize/stage/$stage.yaml" ] || build_failed "$tmp" "sigs.k8s.io/kwok@v$KWOK_VERSION has no kustomize/stage/$stage.yaml"
+    { echo "---"; cat "$source/kustomize/stage/$stage.yaml"; } >>"$tmp/stages.yaml"
+  done
+  publish kwok "$KWOK_VERSION" "$tmp"
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server minio prometheus helm kubectl)
+[ ${#wanted[@]} -eq 0 ] && wanted=(nats-server minio prometheus helm etcd kubernetes kwok)
 for name in "${wanted[@]}"; do
   case "$name" in
     nats-server|nats) nats_server ;;
     minio|s3) minio ;;
     prometheus|promtool) prometheus ;;
     helm) helm ;;
-    kubectl) kubectl ;;
-    *) die "unknown server '$name' (known: nats-server, minio, prometheus, helm, kubectl)" ;;
+    etcd) etcd ;;
+    kubernetes|kube-apiserver|kubectl) kubernetes ;;
+    kwok) kwok ;;
+    *) die "unknown server '$name' (known: nats-server, minio, prometheus, helm, etcd, kubernetes, kwok)" ;;
   esac
 done

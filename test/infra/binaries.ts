@@ -14,7 +14,18 @@ export const SETUP_COMMAND = 'bash scripts/setup-servers.sh';
 const SETUP_SCRIPT = path.join(REPO_ROOT, 'scripts', 'setup-servers.sh');
 
 /** Names of the binaries that scripts/setup-servers.sh provides. */
-export type ServerBinary = 'nats-server' | 'minio' | 'prometheus' | 'promtool' | 'helm' | 'kubectl';
+export type ServerBinary =
+  | 'nats-server'
+  | 'minio'
+  | 'prometheus'
+  | 'promtool'
+  | 'helm'
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubectl'
+  | 'kwok';
 
 // Each binary, the server folder it sits in, and the variable of the script that pins its version.
 const LAYOUT = {
@@ -22,22 +33,33 @@ const LAYOUT = {
   minio: { folder: 'minio', versionVar: 'MINIO_VERSION' },
   prometheus: { folder: 'prometheus', versionVar: 'PROMETHEUS_VERSION' },
   promtool: { folder: 'prometheus', versionVar: 'PROMETHEUS_VERSION' },
-  helm: { folder: 'helm', versionVar: 'HELM_VERSION' },
-  kubectl: { folder: 'kubectl', versionVar: 'KUBECTL_VERSION' },
-} as const satisfies Record<ServerBinary, { folder: string; versionVar: string }>;
+  // helm's folder also names the Kubernetes version stamped into it, so changing that rebuilds it.
+  helm: { folder: 'helm', versionVar: 'HELM_VERSION', kubeSuffix: true },
+  etcd: { folder: 'etcd', versionVar: 'ETCD_VERSION' },
+  // One Kubernetes build gives the control plane and kubectl.
+  'kube-apiserver': { folder: 'kubernetes', versionVar: 'KUBERNETES_VERSION' },
+  'kube-controller-manager': { folder: 'kubernetes', versionVar: 'KUBERNETES_VERSION' },
+  'kube-scheduler': { folder: 'kubernetes', versionVar: 'KUBERNETES_VERSION' },
+  kubectl: { folder: 'kubernetes', versionVar: 'KUBERNETES_VERSION' },
+  kwok: { folder: 'kwok', versionVar: 'KWOK_VERSION' },
+} as const satisfies Record<ServerBinary, { folder: string; versionVar: string; kubeSuffix?: boolean }>;
 
 /** The cache root shared with the setup scripts. */
 export function cacheDir(): string {
   return process.env.SHARDLINE_CACHE || path.join(homedir(), '.cache', 'shardline');
 }
 
-/** The version of `name` pinned in scripts/setup-servers.sh (read from the script so the two never disagree). */
-export function pinnedVersion(name: ServerBinary): string {
-  const variable = LAYOUT[name].versionVar;
+/** The value of a `NAME=value` line of scripts/setup-servers.sh (read from the script so the two never disagree). */
+export function setupVariable(variable: string): string {
   const script = readFileSync(SETUP_SCRIPT, 'utf8');
   const match = new RegExp(`^${variable}=([^\\s]+)$`, 'm').exec(script);
-  if (match === null) throw new Error(`${SETUP_SCRIPT} has no ${variable}=... line; cannot locate ${name}`);
+  if (match === null) throw new Error(`${SETUP_SCRIPT} has no ${variable}=... line`);
   return match[1]!;
+}
+
+/** The version of `name` pinned in scripts/setup-servers.sh. */
+export function pinnedVersion(name: ServerBinary): string {
+  return setupVariable(LAYOUT[name].versionVar);
 }
 
 /**
@@ -48,7 +70,9 @@ export function pinnedVersion(name: ServerBinary): string {
  */
 export function serverBinary(name: ServerBinary): string {
   const version = pinnedVersion(name);
-  const file = path.join(cacheDir(), 'servers', `${LAYOUT[name].folder}-${version}`, 'bin', name);
+  const entry: { folder: string; kubeSuffix?: boolean } = LAYOUT[name];
+  const key = entry.kubeSuffix === true ? `${version}-kube${setupVariable('HELM_KUBE_VERSION')}` : version;
+  const file = path.join(cacheDir(), 'servers', `${entry.folder}-${key}`, 'bin', name);
   try {
     accessSync(file, constants.X_OK);
   } catch {
@@ -63,7 +87,7 @@ export function missingServerError(name: string, version: string, looked: string
   const error = new Error(
     `${where}${name} ${version} is not installed (looked for ${looked}). ` +
       `Run \`${SETUP_COMMAND}\` in ${REPO_ROOT} to install the test servers into ${path.join(cacheDir(), 'servers')} ` +
-      `(it builds nats-server, MinIO, helm and kubectl with Go from the Go module proxy and installs Debian's prometheus package).`,
+      `(it builds nats-server, MinIO, helm, etcd, Kubernetes and kwok with Go from the Go module proxy and installs Debian's prometheus package).`,
   );
   return Object.assign(error, { code: 'SERVER_MISSING' });
 }

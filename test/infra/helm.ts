@@ -4,9 +4,9 @@
  * test never reads or writes the developer's ~/.config/helm or ~/.kube.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, serverBinary } from './binaries.ts';
+import { REPO_ROOT, serverBinary, setupVariable } from './binaries.ts';
 import { makeTempDir } from './supervisor.ts';
 
 /** The tiny chart (a Deployment and a Service) that the helm smoke test lints and renders. */
@@ -83,7 +83,7 @@ export function helm(args: readonly string[], options?: ToolOptions): ToolResult
 }
 
 /**
- * Runs the pinned kubectl (built from k8s.io/kubectl by the setup script). Pass `--kubeconfig`
+ * Runs the pinned kubectl (built with the control plane from k8s.io/kubernetes by the setup script). Pass `--kubeconfig`
  * or `env: { KUBECONFIG }`; without one it reaches no cluster.
  * @example
  * kubectl(['--kubeconfig', k8s.kubeconfig, 'get', 'crd']);
@@ -92,12 +92,9 @@ export function kubectl(args: readonly string[], options?: ToolOptions): ToolRes
   return run('kubectl', args, options);
 }
 
-/** The Kubernetes version helm was built to report (HELM_KUBE_VERSION in scripts/setup-servers.sh), e.g. `1.31`. */
+/** The Kubernetes version helm was built to report (HELM_KUBE_VERSION in scripts/setup-servers.sh), e.g. `1.35`. */
 export function helmKubeVersion(): string {
-  const script = readFileSync(path.join(REPO_ROOT, 'scripts', 'setup-servers.sh'), 'utf8');
-  const match = /^HELM_KUBE_VERSION=(\S+)$/m.exec(script);
-  if (match === null) throw new Error('scripts/setup-servers.sh has no HELM_KUBE_VERSION=... line');
-  return match[1]!;
+  return setupVariable('HELM_KUBE_VERSION');
 }
 
 function chartArgs(chartDir: string, options: ChartOptions): string[] {
