@@ -15,3 +15,7 @@ export { TINY_CHART, helm, helmKubeVersion, helmLint, helmTemplate, kubectl } fr
 export type { ChartOptions, ToolOptions, ToolResult } from './helm.ts';
 export { CONTAINERS_SETUP_COMMAND, baseImage, containersConf, startContainerEngine } from './containers.ts';
 export type { ContainerEngine, ContainerEngineOptions } from './containers.ts';
+export { KUBECONFIG_ENV, KWOK_NODE_ANNOTATION, startKubernetes, waitUntil } from './kubernetes.ts';
+export type { KubernetesCluster, KubernetesOptions, ServiceAccountOptions } from './kubernetes.ts';
+export { createCertificateAuthority, createSigningKey } from './pki.ts';
+export type { CertificateAuthority, IssueOptions, KeyPair } from './pki.ts';
