@@ -13,6 +13,13 @@ export const ErrorCode = {
   Format: 'ERR_FORMAT',
   Dataset: 'ERR_DATASET',
   Closed: 'ERR_CLOSED',
+  // Raised by the loader node (loader-node/src/errors.ts): one code table for the whole product.
+  UnsafeKey: 'ERR_UNSAFE_KEY',
+  NotFound: 'ERR_NOT_FOUND',
+  Store: 'ERR_STORE',
+  CacheBudget: 'ERR_CACHE_BUDGET',
+  Quarantined: 'ERR_QUARANTINED',
+  Verification: 'ERR_VERIFICATION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
