@@ -60,6 +60,16 @@ go_install() {
 
 build_failed() { rm -rf "$1"; die "$2"; }
 
+# reports GREP_FLAGS PATTERN COMMAND...: true when COMMAND's output (stdout and stderr) matches.
+# The output is captured first: `cmd | grep -q` under pipefail fails at random when grep exits at
+# the first match and the command, still writing, dies of SIGPIPE (etcd --version does).
+reports() {
+  local flags=$1 pattern=$2 out
+  shift 2
+  out=$("$@" 2>&1) || true
+  grep "$flags" -- "$pattern" <<<"$out" >/dev/null
+}
+
 # publish NAME VERSION TMP: marks the build complete and renames it into place.
 publish() {
   touch "$3/.complete"
@@ -72,7 +82,7 @@ nats_server() {
   local tmp
   tmp=$(scratch nats-server 1.23 "v$NATS_SERVER_VERSION")
   go_install "$tmp" "github.com/nats-io/nats-server/v2@v$NATS_SERVER_VERSION"
-  "$tmp/bin/nats-server" --version | grep -q "v$NATS_SERVER_VERSION" \
+  reports -q "v$NATS_SERVER_VERSION" "$tmp/bin/nats-server" --version \
     || build_failed "$tmp" "built nats-server does not report v$NATS_SERVER_VERSION"
   publish nats-server "$NATS_SERVER_VERSION" "$tmp"
 }
@@ -84,7 +94,7 @@ minio() {
   go_install "$tmp" "github.com/minio/minio@$MINIO_VERSION"
   # A go-install build reports "DEVELOPMENT.GOGET" as its version; the module line in the binary's
   # build info is what proves which source it was built from.
-  go version -m "$tmp/bin/minio" | grep -q "github.com/minio/minio[[:space:]]*$MINIO_VERSION" \
+  reports -q "github.com/minio/minio[[:space:]]*$MINIO_VERSION" go version -m "$tmp/bin/minio" \
     || build_failed "$tmp" "built minio was not built from github.com/minio/minio@$MINIO_VERSION"
   publish minio "$MINIO_VERSION" "$tmp"
 }
@@ -118,7 +128,7 @@ helm() {
   ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
   ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
   go_install "$tmp" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" -trimpath -ldflags "$ldflags"
-  "$tmp/bin/helm" version --template '{{.Version}}' | grep -qx "v$HELM_VERSION" \
+  reports -qx "v$HELM_VERSION" "$tmp/bin/helm" version --template '{{.Version}}' \
     || build_failed "$tmp" "built helm does not report v$HELM_VERSION"
   publish helm "$key" "$tmp"
 }
@@ -165,7 +175,7 @@ GO
     build_failed "$tmp" "building etcd from go.etcd.io/etcd/server/v3@v$ETCD_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
   fi
   rm -rf "$tmp/src"
-  "$tmp/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" \
+  reports -q "etcd Version: $ETCD_VERSION" "$tmp/bin/etcd" --version \
     || build_failed "$tmp" "built etcd does not report $ETCD_VERSION"
   publish etcd "$ETCD_VERSION" "$tmp"
 }
@@ -209,10 +219,10 @@ kubernetes() {
   fi
   rm -rf "$tmp/src" "$tmp/download.json" "$tmp/build.log"
   for name in kube-apiserver kube-controller-manager kube-scheduler; do
-    "$tmp/bin/$name" --version 2>&1 | grep -qx "Kubernetes v$KUBERNETES_VERSION" \
+    reports -qx "Kubernetes v$KUBERNETES_VERSION" "$tmp/bin/$name" --version \
       || build_failed "$tmp" "built $name does not report Kubernetes v$KUBERNETES_VERSION"
   done
-  "$tmp/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v$KUBERNETES_VERSION" \
+  reports -q "Client Version: v$KUBERNETES_VERSION" "$tmp/bin/kubectl" version --client \
     || build_failed "$tmp" "built kubectl does not report v$KUBERNETES_VERSION"
   publish kubernetes "$KUBERNETES_VERSION" "$tmp"
 }
@@ -223,7 +233,7 @@ kwok() {
   tmp=$(scratch kwok 1.26 "v$KWOK_VERSION")
   go_install "$tmp" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
-  "$tmp/bin/kwok" --version 2>&1 | grep -q "$KWOK_VERSION" \
+  reports -q "$KWOK_VERSION" "$tmp/bin/kwok" --version \
     || build_failed "$tmp" "built kwok does not report v$KWOK_VERSION"
   # kwok does nothing without Stages (how fake Nodes and Pods move through their lifecycle). Its
   # module ships the upstream ones as YAML: Nodes turn Ready at once and send a heartbeat every
