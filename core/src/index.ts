@@ -12,3 +12,4 @@ export * from './collate/index.ts';
 export * from './loader/index.ts';
 export * from './plan/index.ts';
 export * from './wire/index.ts';
+export * from './format/index.ts';
