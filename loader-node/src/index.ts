@@ -29,3 +29,5 @@ export { AccessSchedule, shardAccessOrder, shardVisitOrder } from './cache/sched
 export { EvictionPolicy, simulateCache } from './cache/policy.ts';
 export type { EpochAccesses, SimulationResult } from './cache/policy.ts';
 export * from './errors.ts';
+export { openCachedMDSDataset } from './dataset/cached-mds-dataset.ts';
+export type { CachedMDSDataset, CachedMDSDatasetOptions } from './dataset/cached-mds-dataset.ts';
