@@ -41,6 +41,8 @@ import streaming
 from streaming import MDSWriter, StreamingDataset
 from streaming.base.format.mds.encodings import mds_encode
 
+from mds_values import float_value, json_value, ndarray_value  # shared with test/mds-interop.test.ts
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "core" / "src" / "format" / "mds" / "fixtures"
 
@@ -60,41 +62,6 @@ def image(mode, size, colour):
 
 def jpeg_bytes(img):
     return mds_encode("jpeg", img)
-
-
-def float_value(x):
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 and math.copysign(1.0, x) < 0:
-        return "-0"
-    return x
-
-
-def json_value(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return {"$float": float_value(v)}
-    if isinstance(v, list):
-        return [json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: json_value(x) for k, x in v.items()}
-    return v
-
-
-def ndarray_value(a):
-    flat = a.reshape(-1)
-    name = a.dtype.name
-    if name == "float16":
-        values = [int(v) for v in flat.view(np.uint16)]
-    elif name in ("float32", "float64"):
-        values = [float_value(v) for v in flat]
-    elif name in ("int64", "uint64"):
-        values = [str(int(v)) for v in flat]
-    else:
-        values = [int(v) for v in flat]
-    return {"dtype": name, "shape": list(a.shape), "values": values}
 
 
 def expected_value(encoding, value):

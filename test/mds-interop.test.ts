@@ -26,37 +26,8 @@ import numpy as np
 from streaming import StreamingDataset
 from streaming.base.format.mds.encodings import mds_encode
 
-def float_value(x):
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 and math.copysign(1.0, x) < 0:
-        return "-0"
-    return x
-
-def json_value(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return {"$float": float_value(v)}
-    if isinstance(v, list):
-        return [json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: json_value(x) for k, x in v.items()}
-    return v
-
-def ndarray_value(a):
-    flat = a.reshape(-1)
-    name = a.dtype.name
-    if name == "float16":
-        values = [int(v) for v in flat.view(np.uint16)]
-    elif name in ("float32", "float64"):
-        values = [float_value(v) for v in flat]
-    elif name in ("int64", "uint64"):
-        values = [str(int(v)) for v in flat]
-    else:
-        values = [int(v) for v in flat]
-    return {"dtype": name, "shape": list(a.shape), "values": values}
+sys.path.insert(0, ${JSON.stringify(path.join(REPO_ROOT, 'scripts'))})
+from mds_values import float_value, json_value, ndarray_value
 
 def image_bytes(img):
     # Mosaic decodes jpeg/png with Image.open(BytesIO(data)): the buffer is the stored file.

@@ -1,0 +1,41 @@
+"""Sample values as JSON in the conventions of the MDS fixtures' expected.json: non-finite floats as
+strings, float16 as its bits, 64-bit integers as strings. Shared by scripts/make-mds-fixtures.py
+and the Python side of test/mds-interop.test.ts, so both describe values the same way."""
+import math
+
+import numpy as np
+
+
+def float_value(x):
+    x = float(x)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0 and math.copysign(1.0, x) < 0:
+        return "-0"
+    return x
+
+
+def json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return {"$float": float_value(v)}
+    if isinstance(v, list):
+        return [json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: json_value(x) for k, x in v.items()}
+    return v
+
+
+def ndarray_value(a):
+    flat = a.reshape(-1)
+    name = a.dtype.name
+    if name == "float16":
+        values = [int(v) for v in flat.view(np.uint16)]
+    elif name in ("float32", "float64"):
+        values = [float_value(v) for v in flat]
+    elif name in ("int64", "uint64"):
+        values = [str(int(v)) for v in flat]
+    else:
+        values = [int(v) for v in flat]
+    return {"dtype": name, "shape": list(a.shape), "values": values}
