@@ -5,7 +5,8 @@
  * the process alive and the cache consistent (within budget, no temporary leftovers).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -103,6 +104,47 @@ test('every sample comes back exactly through the cache, following the plan, wit
     assert.ok(stats.prefetches > 0, 'prefetch followed the plan');
     assert.equal(stats.verificationFailures, 0);
     assertConsistent(cacheDir, budget);
+  } finally {
+    await opened.close();
+    await store.close();
+  }
+});
+
+test('a dataset uploaded with `shardline write` reads back exactly through the cache', async () => {
+  const input = path.join(makeTempDir('jsonl'), 'train.jsonl');
+  const rows = Array.from({ length: 400 }, (_, i) => ({ id: i, text: `row ${i} ${'y'.repeat(i % 61)}`, score: i / 8 }));
+  writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const bucket = await s3.createBucket();
+  const cli = spawnSync(
+    process.execPath,
+    [path.join(import.meta.dirname, '..', 'cli', 'src', 'main.ts'), 'write', input, `s3://${bucket}/train/`, '--columns', 'id:int64,text:str,score:float64', '--size-limit', '8kb', '--compression', 'zstd', '--hashes', 'sha256', '--no-progress', '--json'],
+    {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        SHARDLINE_LOG_LEVEL: 'warn',
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        AWS_ENDPOINT_URL: s3.endpoint,
+        AWS_REGION: s3.region,
+      },
+    },
+  );
+  assert.equal(cli.status, 0, cli.stderr);
+  const summary = JSON.parse(cli.stdout.trim().split('\n').at(-1)!) as { samples: number; shards: number };
+  assert.equal(summary.samples, rows.length);
+  assert.ok(summary.shards > 3, `expected several shards, got ${summary.shards}`);
+
+  const cacheDir = makeTempDir('shard-cache');
+  const store = source(bucket);
+  const opened = await openCachedMDSDataset({ source: store, cacheDir, budgetBytes: 64 << 10 });
+  try {
+    assert.equal(opened.dataset.length, rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const got = await opened.dataset.get(i);
+      assert.deepEqual({ id: Number(got.id), text: got.text, score: got.score }, rows[i]);
+    }
+    assertConsistent(cacheDir, 64 << 10);
   } finally {
     await opened.close();
     await store.close();

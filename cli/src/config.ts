@@ -1,8 +1,13 @@
 /**
- * The CLI's configuration: flags and environment parsed once, at start, with a schema, into a
- * typed Config. Nothing else in the CLI reads process.env. Errors name the flag and the value.
+ * The CLI's configuration: flags and environment parsed once, at start, with a schema per
+ * command, into a typed Config. Nothing else in the CLI reads process.env. Errors name the flag
+ * (or variable) and the value; credentials are never echoed.
  */
+import path from 'node:path';
 import { z } from 'zod';
+import { MDS_COMPRESSIONS, MDS_HASH_ALGORITHMS, type MDSHashAlgorithm, isMdsEncoding, parseMDSSizeLimit } from '@shardline/core';
+import type { S3Credentials } from '@shardline/loader-node';
+import { normalizePrefix } from '@shardline/loader-node/internal';
 import { LogLevel } from './log.ts';
 
 export class ConfigError extends Error {
@@ -56,16 +61,371 @@ export function defaults(): DemoConfig {
 /** Parses raw flag values (strings from the command line) and env over the defaults. */
 export function parseDemoConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): DemoConfig {
   const raw = { ...defaults(), logLevel: env.SHARDLINE_LOG_LEVEL ?? defaults().logLevel, ...dropUndefined(flags) };
-  const result = DemoConfigSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const key = String(issue.path[0] ?? '');
-    const value = (raw as Record<string, unknown>)[key];
-    throw new ConfigError(`${issue.message}, got ${JSON.stringify(value)}`);
-  }
-  return result.data;
+  return parseWith(DemoConfigSchema, raw);
+}
+
+// Keys whose values are secrets: their messages never echo the value.
+const SECRET_KEYS = new Set(['accessKeyId', 'secretAccessKey', 'sessionToken']);
+
+/** Parses `raw` with `schema`; the first issue becomes a ConfigError naming the value at its path. */
+function parseWith<S extends z.ZodType>(schema: S, raw: Record<string, unknown>): z.infer<S> {
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  let value: unknown = raw;
+  for (const key of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
+  const secret = issue.path.some((key) => SECRET_KEYS.has(String(key)));
+  throw new ConfigError(secret ? issue.message : `${issue.message}, got ${JSON.stringify(value)}`);
 }
 
 function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dataset commands: write, inspect, verify, index.
+
+/** Where a dataset lives: a local directory, or a prefix in an S3 bucket. */
+export type DatasetLocation =
+  | { readonly type: 'local'; readonly path: string }
+  | { readonly type: 's3'; readonly url: string; readonly bucket: string; readonly prefix: string };
+
+/** S3 connection settings, from flags and the AWS_* environment. */
+export interface S3Settings {
+  readonly region: string;
+  /** An S3-compatible endpoint (MinIO…); undefined for AWS. Path-style addressing is used with one. */
+  readonly endpoint: string | undefined;
+  /** Undefined: the AWS SDK's default chain (instance roles, shared config…). */
+  readonly credentials: S3Credentials | undefined;
+}
+
+/** What the terminal is: progress bars are drawn only on a TTY. */
+export interface Terminal {
+  readonly stderrIsTTY: boolean;
+}
+
+/** The `--from` values of `write`. */
+export const WRITE_INPUT_KINDS = ['auto', 'files', 'imagefolder', 'jsonl', 'npy'] as const;
+export type WriteInputKind = (typeof WRITE_INPUT_KINDS)[number];
+
+/** Compression families MDSWriter can write. */
+const WRITABLE_COMPRESSIONS = new Set(['zstd', 'gz', 'br']);
+const REGION = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+interface CommonConfig {
+  readonly progress: boolean;
+  readonly json: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export interface WriteConfig extends CommonConfig {
+  /** The input file or directory (absolute). */
+  readonly input: string;
+  readonly output: DatasetLocation;
+  readonly from: WriteInputKind;
+  /** JSONL columns (name → MDS encoding); undefined: inferred from the first line. */
+  readonly columns: Readonly<Record<string, string>> | undefined;
+  /** Bytes per shard, or null for one shard. */
+  readonly sizeLimit: number | null;
+  /** An MDS compression name, or null for none. */
+  readonly compression: string | null;
+  /** Sorted and unique, as Mosaic requires. */
+  readonly hashes: readonly MDSHashAlgorithm[];
+  /** Write into a non-empty directory, or over an existing dataset on S3. */
+  readonly overwrite: boolean;
+  readonly s3: S3Settings;
+}
+
+export interface InspectConfig {
+  readonly location: DatasetLocation;
+  /** List every shard too. */
+  readonly shards: boolean;
+  readonly json: boolean;
+  readonly logLevel: LogLevel;
+  readonly s3: S3Settings;
+}
+
+export interface VerifyConfig extends CommonConfig {
+  readonly location: DatasetLocation;
+  /** Stop at the first bad shard instead of checking all. */
+  readonly failFast: boolean;
+  /** Shards fetched and checked at once. */
+  readonly concurrency: number;
+  readonly s3: S3Settings;
+}
+
+export interface IndexConfig extends CommonConfig {
+  /** The WebDataset directory (absolute). */
+  readonly directory: string;
+  /** Shards scanned at once. */
+  readonly concurrency: number;
+}
+
+/** Defaults of `write`: Mosaic's 64 MiB shards, no compression, an xxh64 hash so `verify` can check every shard. */
+export function writeDefaults(): Omit<WriteConfig, 'input' | 'output' | 's3'> {
+  return { from: 'auto', columns: undefined, sizeLimit: 1 << 26, compression: null, hashes: ['xxh64'], overwrite: false, progress: true, json: false, logLevel: 'info' };
+}
+
+/** Defaults of `inspect`. */
+export function inspectDefaults(): Omit<InspectConfig, 'location' | 's3'> {
+  return { shards: false, json: false, logLevel: 'info' };
+}
+
+/** Defaults of `verify`: every shard checked, four at a time. */
+export function verifyDefaults(): Omit<VerifyConfig, 'location' | 's3'> {
+  return { failFast: false, concurrency: 4, progress: true, json: false, logLevel: 'info' };
+}
+
+/** Defaults of `index`. */
+export function indexDefaults(): Omit<IndexConfig, 'directory'> {
+  return { concurrency: 1, progress: true, json: false, logLevel: 'info' };
+}
+
+/** A transform that turns a thrown message into an issue of the field. */
+function checked<T>(parse: (value: string) => T) {
+  return (value: string, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  };
+}
+
+const logLevelSchema = z.enum(Object.values(LogLevel) as [LogLevel, ...LogLevel[]], {
+  error: `SHARDLINE_LOG_LEVEL / --log-level must be one of ${Object.values(LogLevel).join(', ')}`,
+});
+
+/** `<name>`: a local directory or `s3://bucket/prefix/`. */
+function locationSchema(name: string) {
+  return z.string({ error: `${name} is required` }).transform(
+    checked((value): DatasetLocation => {
+      if (value.startsWith('s3://')) {
+        const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(value)!;
+        const bucket = m[1]!;
+        if (!BUCKET.test(bucket)) throw new Error(`${name} must be s3://bucket/prefix/ with a valid bucket name (3–63 of a-z, 0-9, '.', '-')`);
+        let prefix: string;
+        try {
+          prefix = normalizePrefix(m[2] ?? '', 'prefix');
+        } catch (error) {
+          throw new Error(`${name} has an unsafe prefix (${(error as Error).message})`);
+        }
+        return { type: 's3', url: `s3://${bucket}/${prefix}`, bucket, prefix };
+      }
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) throw new Error(`${name} must be a local directory or s3://bucket/prefix/`);
+      return { type: 'local', path: localPath(name, value) };
+    }),
+  );
+}
+
+function localPath(name: string, value: string): string {
+  if (value.trim() === '' || value.includes('\0')) throw new Error(`${name} must be a path`);
+  return path.resolve(value);
+}
+
+function localPathSchema(name: string) {
+  return z.string({ error: `${name} is required` }).transform(
+    checked((value) => {
+      if (value.startsWith('s3://')) throw new Error(`${name} must be a local directory (this command does not work on S3)`);
+      return localPath(name, value);
+    }),
+  );
+}
+
+const sizeLimitSchema = z.string().transform(
+  checked((value) => {
+    try {
+      return parseMDSSizeLimit(value);
+    } catch {
+      throw new Error('--size-limit must be bytes or a size like 64mb, 512kb, 1gb (units of 1024; 0 for one shard), below 4gb');
+    }
+  }),
+);
+
+const compressionSchema = z.string().transform(
+  checked((value) => {
+    if (value === 'none') return null;
+    const family = value.split(':')[0]!;
+    if (!MDS_COMPRESSIONS.includes(value) || !WRITABLE_COMPRESSIONS.has(family)) {
+      throw new Error('--compression must be zstd, zstd:<1-22>, gz, gz:<0-9>, br, br:<0-11> or none');
+    }
+    return value;
+  }),
+);
+
+const hashesSchema = z.string().transform(
+  checked((value) => {
+    const names = value.split(',').map((h) => h.trim());
+    if (names.length === 1 && names[0] === 'none') return [];
+    for (const name of names) {
+      if (!(MDS_HASH_ALGORITHMS as readonly string[]).includes(name)) {
+        throw new Error(`--hashes: ${JSON.stringify(name)} is not a hash algorithm (known: ${MDS_HASH_ALGORITHMS.join(', ')}; or none)`);
+      }
+    }
+    // Mosaic requires them sorted and unique.
+    return [...new Set(names)].sort() as MDSHashAlgorithm[];
+  }),
+);
+
+/**
+ * `--columns name:encoding,...`. An encoding may itself hold ':' and, in an ndarray shape, ','
+ * (`x:ndarray:float32:3,32,32`): a comma-separated piece without ':' continues the shape before it.
+ */
+export function parseColumnsFlag(value: string): Record<string, string> {
+  const pieces: string[] = [];
+  for (const piece of value.split(',')) {
+    if (!piece.includes(':') && pieces.length > 0 && /^ndarray:[^:]+:/.test(pieces.at(-1)!.slice(pieces.at(-1)!.indexOf(':') + 1))) {
+      pieces[pieces.length - 1] += `,${piece}`;
+    } else {
+      pieces.push(piece);
+    }
+  }
+  const columns: Record<string, string> = {};
+  for (const piece of pieces) {
+    const colon = piece.indexOf(':');
+    const name = colon === -1 ? '' : piece.slice(0, colon).trim();
+    const encoding = colon === -1 ? '' : piece.slice(colon + 1).trim();
+    if (name === '' || encoding === '') throw new Error(`--columns must be name:encoding pairs separated by commas (e.g. id:int64,text:str); ${JSON.stringify(piece)} is not one`);
+    if (Object.hasOwn(columns, name)) throw new Error(`--columns names the column ${JSON.stringify(name)} twice`);
+    if (encoding === 'pkl') throw new Error(`--columns: column ${JSON.stringify(name)}: pkl (pickle) runs code when read; Shardline never writes it`);
+    if (!isMdsEncoding(encoding)) throw new Error(`--columns: column ${JSON.stringify(name)} has the unknown encoding ${JSON.stringify(encoding)} (MDS encodings: int64, float64, str, bytes, json, jpeg, png, ndarray:<dtype>[:<shape>]…)`);
+    Object.defineProperty(columns, name, { value: encoding, enumerable: true, writable: true, configurable: true });
+  }
+  return columns;
+}
+
+const positiveInt = (flag: string, max: number) => int(flag, 1, max);
+
+const s3Schema = z
+  .object({
+    region: z.string().regex(REGION, { error: '--region (or AWS_REGION) must be a region name like us-east-1' }),
+    endpoint: z
+      .string()
+      .refine(isHttpUrl, { error: '--endpoint (or AWS_ENDPOINT_URL) must be an http:// or https:// URL' })
+      .optional(),
+    accessKeyId: z.string().optional(),
+    secretAccessKey: z.string().optional(),
+    sessionToken: z.string().optional(),
+  })
+  .transform((s, ctx): S3Settings => {
+    const { accessKeyId, secretAccessKey, sessionToken } = s;
+    if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['accessKeyId'], message: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together' });
+      return z.NEVER;
+    }
+    if (sessionToken !== undefined && accessKeyId === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['sessionToken'], message: 'AWS_SESSION_TOKEN is set but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not' });
+      return z.NEVER;
+    }
+    const credentials = accessKeyId === undefined ? undefined : { accessKeyId, secretAccessKey: secretAccessKey!, ...(sessionToken === undefined ? {} : { sessionToken }) };
+    return { region: s.region, endpoint: s.endpoint, credentials };
+  });
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** The S3 settings' raw values: flags win over the environment; blank variables count as unset. */
+function rawS3(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const variable = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  };
+  return dropUndefined({
+    region: flags.region ?? variable('AWS_REGION') ?? variable('AWS_DEFAULT_REGION') ?? 'us-east-1',
+    endpoint: flags.endpoint ?? variable('AWS_ENDPOINT_URL_S3') ?? variable('AWS_ENDPOINT_URL'),
+    accessKeyId: variable('AWS_ACCESS_KEY_ID'),
+    secretAccessKey: variable('AWS_SECRET_ACCESS_KEY'),
+    sessionToken: variable('AWS_SESSION_TOKEN'),
+  });
+}
+
+const commonSchema = {
+  progress: z.boolean().optional(),
+  json: z.boolean().optional(),
+  logLevel: logLevelSchema.optional(),
+};
+
+const WriteFlagsSchema = z.object({
+  input: localPathSchema('<input>'),
+  output: locationSchema('<output>'),
+  from: z.enum(WRITE_INPUT_KINDS, { error: `--from must be one of ${WRITE_INPUT_KINDS.join(', ')}` }).optional(),
+  columns: z.string().transform(checked(parseColumnsFlag)).optional(),
+  sizeLimit: sizeLimitSchema.optional(),
+  compression: compressionSchema.optional(),
+  hashes: hashesSchema.optional(),
+  overwrite: z.boolean().optional(),
+  s3: s3Schema,
+  ...commonSchema,
+});
+
+const InspectFlagsSchema = z.object({
+  location: locationSchema('<dataset>'),
+  shards: z.boolean().optional(),
+  json: z.boolean().optional(),
+  logLevel: logLevelSchema.optional(),
+  s3: s3Schema,
+});
+
+const VerifyFlagsSchema = z.object({
+  location: locationSchema('<dataset>'),
+  failFast: z.boolean().optional(),
+  concurrency: positiveInt('--concurrency', 64).optional(),
+  s3: s3Schema,
+  ...commonSchema,
+});
+
+const IndexFlagsSchema = z.object({
+  directory: localPathSchema('<directory>'),
+  concurrency: positiveInt('--concurrency', 64).optional(),
+  ...commonSchema,
+});
+
+/** The flags every dataset command shares, as commander gives them. */
+function rawCommon(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  return dropUndefined({ ...flags, logLevel: flags.logLevel ?? env.SHARDLINE_LOG_LEVEL });
+}
+
+/** Bars only when asked for and drawn on a terminal. */
+function withProgress<T extends { progress: boolean }>(config: T, terminal: Terminal): T {
+  return { ...config, progress: config.progress && terminal.stderrIsTTY };
+}
+
+/**
+ * `shardline write <input> <output>`: parses the arguments, flags and AWS_* environment.
+ * @throws ConfigError naming the flag, argument or variable at fault.
+ */
+export function parseWriteConfig(
+  args: { input: unknown; output: unknown },
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  terminal: Terminal,
+): WriteConfig {
+  const parsed = parseWith(WriteFlagsSchema, { ...rawCommon(flags, env), ...args, s3: rawS3(flags, env) });
+  return withProgress({ ...writeDefaults(), ...dropUndefined(parsed) } as WriteConfig, terminal);
+}
+
+/** `shardline inspect <dataset>`. @throws ConfigError naming the flag, argument or variable at fault. */
+export function parseInspectConfig(args: { location: unknown }, flags: Record<string, unknown>, env: NodeJS.ProcessEnv): InspectConfig {
+  const parsed = parseWith(InspectFlagsSchema, { ...rawCommon(flags, env), ...args, s3: rawS3(flags, env) });
+  return { ...inspectDefaults(), ...dropUndefined(parsed) } as InspectConfig;
+}
+
+/** `shardline verify <dataset>`. @throws ConfigError naming the flag, argument or variable at fault. */
+export function parseVerifyConfig(args: { location: unknown }, flags: Record<string, unknown>, env: NodeJS.ProcessEnv, terminal: Terminal): VerifyConfig {
+  const parsed = parseWith(VerifyFlagsSchema, { ...rawCommon(flags, env), ...args, s3: rawS3(flags, env) });
+  return withProgress({ ...verifyDefaults(), ...dropUndefined(parsed) } as VerifyConfig, terminal);
+}
+
+/** `shardline index <directory>`. @throws ConfigError naming the flag or argument at fault. */
+export function parseIndexConfig(args: { directory: unknown }, flags: Record<string, unknown>, env: NodeJS.ProcessEnv, terminal: Terminal): IndexConfig {
+  const parsed = parseWith(IndexFlagsSchema, { ...rawCommon(flags, env), ...args });
+  return withProgress({ ...indexDefaults(), ...dropUndefined(parsed) } as IndexConfig, terminal);
 }

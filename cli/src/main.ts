@@ -1,12 +1,92 @@
 #!/usr/bin/env node
 /**
- * `shardline`: the command line that fronts every component. For now it has `demo`, the main
- * job on the embedded default (what `npm start` runs): a complete local job with no cluster.
+ * `shardline`: the command line that fronts every component. `demo` is the main job on the
+ * embedded default (what `npm start` runs): a complete local job with no cluster. The data
+ * engineer's commands prepare and check datasets: `write` (files, ImageFolder, JSONL, .npy → MDS,
+ * local or S3), `inspect`, `verify` and `index` (WebDataset).
+ *
+ * Exit codes: 0 success; 1 failure (a bad shard, bad data, a store error); 2 wrong or missing
+ * flags and arguments (the message names the flag or argument and the value).
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError, parseDemoConfig } from './config.ts';
+import { ArgumentError, ShardlineError } from '@shardline/core';
+import {
+  ConfigError,
+  parseDemoConfig,
+  parseIndexConfig,
+  parseInspectConfig,
+  parseVerifyConfig,
+  parseWriteConfig,
+  type Terminal,
+  WRITE_INPUT_KINDS,
+} from './config.ts';
 import { runDemo } from './demo/run-demo.ts';
+import { runIndex } from './commands/index-webdataset.ts';
+import { runInspect } from './commands/inspect.ts';
+import { runVerify } from './commands/verify.ts';
+import { runWrite } from './commands/write.ts';
 import { createLogger } from './log.ts';
+
+const LOG_LEVEL_HELP = 'trace, debug, info, warn, error or silent (env SHARDLINE_LOG_LEVEL)';
+const S3_HELP = `
+S3: datasets may live at s3://bucket/prefix/. Credentials come from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the AWS SDK's default chain; the region from
+--region, AWS_REGION or us-east-1; an S3-compatible endpoint (MinIO…) from --endpoint or
+AWS_ENDPOINT_URL, with path-style addressing.`;
+
+const WRITE_HELP = `
+Inputs (--from):
+  files        every file under a directory, recursively, sorted by path: columns name (str),
+               data (bytes)
+  imagefolder  root/<class>/<image>: columns label (int; sorted class names, as torchvision's
+               ImageFolder), image (jpeg, or png when every image is one), class (str)
+  jsonl        one JSON object per line; columns from --columns, or inferred from the first line:
+               integer → int64, float → float64, string → str, anything else → json
+  npy          a .npy file, or a directory of them (one column per file, named after it): row i of
+               every array is sample i; rows are ndarray:<dtype>:<shape> (scalars for 1-D arrays)
+${S3_HELP}
+
+Examples:
+  $ shardline write ./photos data/photos --from imagefolder --compression zstd
+  $ shardline write events.jsonl data/events --columns id:int64,text:str,meta:json --size-limit 32mb
+  $ shardline write ./arrays s3://datasets/arrays/ --endpoint http://minio:9000 --hashes sha256,xxh64
+`;
+
+const INSPECT_HELP = `${S3_HELP}
+
+Examples:
+  $ shardline inspect data/photos
+  $ shardline inspect s3://datasets/arrays/ --json --shards
+`;
+
+const VERIFY_HELP = `${S3_HELP}
+
+Examples:
+  $ shardline verify data/photos
+  $ shardline verify s3://datasets/arrays/ --fail-fast --json
+`;
+
+const INDEX_HELP = `
+Examples:
+  $ shardline index data/laion-shards
+  $ shardline index data/laion-shards --concurrency 2 --json
+`;
+
+function terminal(): Terminal {
+  return { stderrIsTTY: process.stderr.isTTY === true };
+}
+
+/** Usage errors of the dataset commands exit with 2, like ConfigError (help and --version stay 0). */
+function usageExit(err: CommanderError): never {
+  throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
+}
+
+/** The flags every dataset command on S3 takes. */
+function withS3Options(command: Command): Command {
+  return command
+    .option('--endpoint <url>', 'S3-compatible endpoint, e.g. http://minio:9000 (env AWS_ENDPOINT_URL)')
+    .option('--region <region>', 'S3 region (env AWS_REGION; default us-east-1)');
+}
 
 export function buildProgram(): Command {
   const program = new Command('shardline')
@@ -38,6 +118,82 @@ export function buildProgram(): Command {
       if (!summary.ok) process.exitCode = 1;
     });
 
+  withS3Options(
+    program
+      .command('write')
+      .argument('<input>', 'a directory of files, an ImageFolder tree, a .jsonl file, a .npy file or a directory of them')
+      .argument('<output>', 'a local directory (new or empty) or s3://bucket/prefix/')
+      .description('Convert files, an ImageFolder tree, JSONL or .npy arrays to an MDS dataset (Mosaic streaming compatible).')
+      .option('--from <kind>', `input kind: ${WRITE_INPUT_KINDS.join(', ')} (default auto: detected from the input)`)
+      .option('--columns <spec>', 'JSONL columns as name:encoding,... (default: inferred from the first line)')
+      .option('--size-limit <size>', 'start a new shard past this size: bytes or 64mb, 512kb… (default 64mb; 0: one shard)')
+      .option('--compression <name>', 'zstd, zstd:<1-22>, gz, gz:<0-9>, br, br:<0-11> or none (default none)')
+      .option('--hashes <list>', 'hashes of each shard file, e.g. sha256,xxh64, or none (default xxh64)')
+      .option('--overwrite', 'write into a non-empty directory, or over an existing dataset on S3')
+      .option('--no-progress', 'no progress bar (none either when stderr is not a terminal)')
+      .option('--json', 'print the summary as one JSON object on stdout')
+      .option('--log-level <level>', LOG_LEVEL_HELP)
+      .addHelpText('after', WRITE_HELP),
+  )
+    .exitOverride(usageExit)
+    .action(async (input: unknown, output: unknown, flags: Record<string, unknown>) => {
+      const config = parseWriteConfig({ input, output }, flags, process.env, terminal());
+      await runWrite(config, createLogger('write', config.logLevel));
+    });
+
+  withS3Options(
+    program
+      .command('inspect')
+      .argument('<dataset>', 'a dataset directory or s3://bucket/prefix/ (MDS, or WebDataset with a shardline index)')
+      .description("Show a dataset's shards, samples, bytes (stored and raw), columns, compression and hashes from its index.json.")
+      .option('--shards', 'list every shard')
+      .option('--json', 'print one JSON object on stdout: {"format", "shards", "samples", "bytes", "columns", ...}')
+      .option('--log-level <level>', LOG_LEVEL_HELP)
+      .addHelpText('after', INSPECT_HELP),
+  )
+    .exitOverride(usageExit)
+    .action(async (location: unknown, flags: Record<string, unknown>) => {
+      const config = parseInspectConfig({ location }, flags, process.env);
+      await runInspect(config, createLogger('inspect', config.logLevel));
+    });
+
+  withS3Options(
+    program
+      .command('verify')
+      .argument('<dataset>', 'a dataset directory or s3://bucket/prefix/ (MDS, or WebDataset with a shardline index)')
+      .description(
+        'Fetch every shard and check it against index.json: size, every listed hash, and every sample decoded. ' +
+          'Exits 1 naming the first bad shard, after checking all of them (or at the first with --fail-fast).',
+      )
+      .option('--fail-fast', 'stop at the first bad shard')
+      .option('--concurrency <n>', 'shards fetched and checked at once (default 4)')
+      .option('--no-progress', 'no progress bar (none either when stderr is not a terminal)')
+      .option('--json', 'print the summary as one JSON object on stdout')
+      .option('--log-level <level>', LOG_LEVEL_HELP)
+      .addHelpText('after', VERIFY_HELP),
+  )
+    .exitOverride(usageExit)
+    .action(async (location: unknown, flags: Record<string, unknown>) => {
+      const config = parseVerifyConfig({ location }, flags, process.env, terminal());
+      const summary = await runVerify(config, createLogger('verify', config.logLevel));
+      if (!summary.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('index')
+    .argument('<directory>', 'a local directory of WebDataset .tar shards')
+    .description('Index a directory of WebDataset .tar shards: a <shard>.idx.json per shard and the dataset index.json.')
+    .option('--concurrency <n>', 'shards scanned at once (default 1)')
+    .option('--no-progress', 'no progress bar (none either when stderr is not a terminal)')
+    .option('--json', 'print the summary as one JSON object on stdout')
+    .option('--log-level <level>', LOG_LEVEL_HELP)
+    .addHelpText('after', INDEX_HELP)
+    .exitOverride(usageExit)
+    .action(async (directory: unknown, flags: Record<string, unknown>) => {
+      const config = parseIndexConfig({ directory }, flags, process.env, terminal());
+      await runIndex(config, createLogger('index', config.logLevel));
+    });
+
   return program;
 }
 
@@ -50,9 +206,16 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    if (err instanceof ConfigError) {
+    // An ArgumentError that names a flag or an argument (`--columns`, `<output>`) is a usage error too.
+    if (err instanceof ConfigError || (err instanceof ArgumentError && /^(--|<)/.test(err.argument))) {
       process.stderr.write(`shardline: ${err.message}\n`);
       process.exitCode = 2;
+      return;
+    }
+    if (err instanceof ShardlineError) {
+      // Our errors say what is wrong and where; a stack trace would only bury it.
+      process.stderr.write(`shardline: [${err.code}] ${err.message}\n`);
+      process.exitCode = 1;
       return;
     }
     const e = err as Error & { code?: string };
