@@ -5,16 +5,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
+import { ImageChannels, decodeImage } from './image-decode.ts';
 import { ArgumentError, DatasetError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import { normalizeIndex } from '../validate.ts';
 import type { Dataset } from './dataset.ts';
 import type { Transform } from './transforms.ts';
 
-/** How many channels decoded images get. */
-export const ImageChannels = { gray: 1, rgb: 3, rgba: 4, keep: 'keep' } as const;
-export type ImageChannels = (typeof ImageChannels)[keyof typeof ImageChannels];
+export { ImageChannels } from './image-decode.ts';
 
 export interface ImageFolderOptions<I> {
   /** The folder holding one subfolder per class. */
@@ -134,16 +132,7 @@ export class ImageFolder<I = Tensor> implements Dataset<ImageSample<I>> {
 
   async #decode(bytes: Buffer, file: string, index: number): Promise<Tensor> {
     try {
-      let pipeline = sharp(bytes, { failOn: 'truncated' });
-      if (this.channels === 1) pipeline = pipeline.removeAlpha().toColourspace('b-w');
-      else if (this.channels === 3) pipeline = pipeline.removeAlpha().toColourspace('srgb');
-      else if (this.channels === 4) pipeline = pipeline.ensureAlpha().toColourspace('srgb');
-      const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      if (pixels.length !== info.height * info.width * info.channels) {
-        throw new Error(`decoded ${pixels.length} bytes for ${info.width}x${info.height}x${info.channels} pixels`);
-      }
-      return { dtype: 'uint8', shape: [info.height, info.width, info.channels], data: pixels };
+      return await decodeImage(bytes, this.channels);
     } catch (error) {
       throw new DatasetError(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error, index });
     }

@@ -11,3 +11,4 @@ export * from './image-folder.ts';
 export * from './transforms.ts';
 export * from './robust.ts';
 export * from './validator.ts';
+export { decodeImage } from './image-decode.ts';

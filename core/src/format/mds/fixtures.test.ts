@@ -101,3 +101,20 @@ for (const [name, want] of Object.entries(expected.datasets)) {
     }
   });
 }
+
+test('decodeImages: jpeg and png columns of the Mosaic fixture decode to uint8 [H, W, C] tensors', async () => {
+  const plain = await MDSDataset.open(path.join(FIXTURES, 'all-encodings'));
+  const decoded = await MDSDataset.open(path.join(FIXTURES, 'all-encodings'), { decodeImages: true });
+  const first = await decoded.get(0);
+  // Sample 0: jpeg is a 2×2 red RGB image, png a 2×1 grey (L) one, widened to RGB.
+  const jpeg = first.jpeg as { dtype: string; shape: number[]; data: Uint8Array };
+  assert.equal(jpeg.dtype, 'uint8');
+  assert.deepEqual(jpeg.shape, [2, 2, 3]);
+  for (let p = 0; p < 4; p++) assert.ok(jpeg.data[p * 3]! > 240 && jpeg.data[p * 3 + 1]! < 16, 'red survives JPEG');
+  assert.deepEqual(first.png, { dtype: 'uint8', shape: [1, 2, 3], data: new Uint8Array(6).fill(128) });
+  // Other columns are untouched, and without the option the stored bytes come back.
+  assert.deepEqual(first.bytes, (await plain.get(0)).bytes);
+  assert.ok((await plain.get(0)).png instanceof Uint8Array);
+  const gray = await MDSDataset.open(path.join(FIXTURES, 'all-encodings'), { decodeImages: 1 });
+  assert.deepEqual(((await gray.get(0)).png as { shape: number[] }).shape, [1, 2, 1]);
+});

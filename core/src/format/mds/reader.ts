@@ -12,7 +12,8 @@ import type { Dataset } from '../../dataset/dataset.ts';
 import { ShardTable } from '../../plan/shards.ts';
 import { normalizeIndex, requirePositiveInt } from '../../validate.ts';
 import { decompress, parseCompression } from './compression.ts';
-import type { MDSSample } from './encodings.ts';
+import type { MDSSample, MDSValue } from './encodings.ts';
+import { decodeImage, type ImageChannels } from '../../dataset/image-decode.ts';
 import { type MDSHashAlgorithm, hashBytes, isHashAlgorithm } from './hashing.ts';
 import { MDS_INDEX_BASENAME, MAX_MDS_INDEX_BYTES, type MDSFileInfo, type MDSIndex, type MDSShardInfo, parseMDSIndex, unsafeBasenameReason } from './index-file.ts';
 import { MDSShard } from './shard.ts';
@@ -68,7 +69,14 @@ export interface MDSVerifyOptions {
 export interface OpenMDSOptions extends MDSVerifyOptions {
   /** Decoded shards kept in memory for `get` (least recently used goes first). Default 2. */
   readonly maxOpenShards?: number;
+  /**
+   * Decode `jpeg` and `png` columns into uint8 tensors [H, W, C] with `channels` (1, 3, 4 or
+   * 'keep'; `true` means 3) instead of returning the stored bytes. Default false.
+   */
+  readonly decodeImages?: boolean | ImageChannels;
 }
+
+const DECODABLE = new Set(['jpeg', 'png']);
 
 function hashesToCheck(info: MDSShardInfo, verify: MDSVerifyOptions['verifyHashes'], label: string): readonly MDSHashAlgorithm[] {
   if (verify === undefined || verify === false) return [];
@@ -192,7 +200,26 @@ export class MDSDataset implements Dataset<MDSSample> {
   /** Sample `id` of the concatenation of all shards. */
   async get(id: number): Promise<MDSSample> {
     const { shard, offset } = this.locate(id);
-    return (await this.shard(shard)).get(offset);
+    const sample = (await this.shard(shard)).get(offset);
+    return this.#decodeImages(shard, offset, sample);
+  }
+
+  async #decodeImages(shard: number, offset: number, sample: MDSSample): Promise<MDSSample> {
+    const option = this.#options.decodeImages;
+    if (option === undefined || option === false) return sample;
+    const channels = option === true ? 3 : option;
+    const info = this.index.shards[shard]!;
+    const decoded: Record<string, MDSValue> = { ...sample };
+    for (const [c, encoding] of info.columnEncodings.entries()) {
+      if (!DECODABLE.has(encoding)) continue;
+      const name = info.columnNames[c]!;
+      try {
+        decoded[name] = await decodeImage(sample[name] as Uint8Array, channels);
+      } catch (error) {
+        throw new FormatError(`shard ${shard} (${JSON.stringify(info.rawData.basename)}) sample ${offset}: column ${JSON.stringify(name)} is not a decodable ${encoding}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return decoded;
   }
 
   /** Every sample in order, one shard at a time. */
@@ -200,7 +227,7 @@ export class MDSDataset implements Dataset<MDSSample> {
     for (let s = 0; s < this.index.shards.length; s++) {
       if (this.index.shards[s]!.samples === 0) continue;
       const shard = await this.shard(s);
-      for (let i = 0; i < shard.length; i++) yield shard.get(i);
+      for (let i = 0; i < shard.length; i++) yield this.#decodeImages(s, i, shard.get(i));
     }
   }
 }
