@@ -31,3 +31,4 @@ export type { EpochAccesses, SimulationResult } from './cache/policy.ts';
 export * from './errors.ts';
 export { openCachedMDSDataset } from './dataset/cached-mds-dataset.ts';
 export type { CachedMDSDataset, CachedMDSDatasetOptions } from './dataset/cached-mds-dataset.ts';
+export * from './delivery/index.ts';

@@ -1,0 +1,349 @@
+/**
+ * The loader's {@link BatchSink} over core NATS: subscribes to a rank's `hello` and `ctl`
+ * subjects, answers trainers, and publishes batch frames and end markers on `data` and `events`
+ * as the trainer's credit allows (docs/protocol.md). The protocol logic is SenderProtocol; this
+ * module adds the connection, chunk sizes from the server's max_payload, and the waiting of
+ * `send()` for room in the window (the pipeline's back-pressure).
+ */
+import { hostname } from 'node:os';
+import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
+import { requireInt } from '@shardline/core/internal';
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import type { BatchSink, CallOptions, OutgoingBatch } from './batch-transport.ts';
+import type { SessionInfo, StreamItem } from './credit-window.ts';
+import { frameHeaderBytes } from './frame.ts';
+import { onAbort, requireId, safeId, withoutUndefined } from './options.ts';
+import { MAX_U32, requirePosition, type Position } from './position.ts';
+import { MAX_CHUNKS_PER_BATCH } from './receive-window.ts';
+import { SenderProtocol, type Outgoing, type SenderEvent } from './sender-protocol.ts';
+import { deliverySubjects, requireRank, requireSubjectToken, type DeliverySubjects, type StreamScope } from './subjects.ts';
+
+/** Options of {@link BatchSender.open}. */
+export interface BatchSenderOptions extends StreamScope {
+  /** Batches held until acked, at most; also the most credit a trainer gets (default 8). Memory ≤ maxCredits × maxBatchBytes. */
+  maxCredits?: number;
+  /** Largest batch `send()` accepts, in bytes (default 64 MiB). */
+  maxBatchBytes?: number;
+  /** Largest chunk in one data frame, below what the server's max_payload allows (default: as large as it allows). */
+  maxChunkBytes?: number;
+  /** The first position the pipeline sends (default epoch 0 step 0; a replacement loader starts at the rank's acked cursor). */
+  start?: Position;
+  /** Silence after which another client id may take the stream over (default 10 s). */
+  clientTimeoutMs?: number;
+  /** Least time between two `reset` answers to messages of unknown sessions (default 1 s). */
+  resetIntervalMs?: number;
+  /** This loader's id in welcomes (default `<hostname>-<pid>`). */
+  loaderId?: string;
+  /** This loader's host, for a later shared-memory transport (default the hostname). */
+  hostId?: string;
+  /** Every protocol event (sessions, acks, clamps, ignored or malformed messages), for logs and metrics. */
+  onEvent?: (event: SenderEvent) => void;
+}
+
+/** The defaults of {@link BatchSenderOptions}. */
+export function batchSenderDefaults(): Required<Omit<BatchSenderOptions, keyof StreamScope | 'onEvent' | 'maxChunkBytes'>> {
+  return {
+    maxCredits: 8,
+    maxBatchBytes: 64 * 1024 * 1024,
+    start: { epoch: 0, step: 0 },
+    clientTimeoutMs: 10_000,
+    resetIntervalMs: 1_000,
+    loaderId: safeId(`${hostname()}-${process.pid}`),
+    hostId: safeId(hostname()),
+  };
+}
+
+/** Counters since open, and the window now. */
+export interface BatchSenderStats {
+  /** Position the next send() or endEpoch() must have. */
+  readonly next: Position;
+  /** First position not acked. */
+  readonly floor: Position;
+  readonly heldBatches: number;
+  readonly heldBytes: number;
+  /** Batches published in the session and not acked. */
+  readonly inFlight: number;
+  readonly session: SessionInfo | undefined;
+  readonly framesPublished: number;
+  readonly bytesPublished: number;
+  readonly publishFailures: number;
+}
+
+interface Waiter {
+  readonly item: () => StreamItem;
+  readonly kind: StreamItem['kind'];
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+  readonly cleanup: () => void;
+}
+
+/**
+ * Delivers a rank's batches to its trainer over NATS.
+ * @example
+ * const sink = await BatchSender.open(nc, { namespace: 'ml', job: 'mnist', rank: 0 });
+ * for (const [step, batch] of batches.entries()) await sink.send({ epoch, step, sampleIds, bytes });
+ * await sink.endEpoch(epoch, batches.length);
+ */
+export class BatchSender implements BatchSink {
+  readonly subjects: DeliverySubjects;
+  readonly #nc: NatsConnection;
+  readonly #protocol: SenderProtocol;
+  readonly #options: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>;
+  readonly #subscriptions: Subscription[] = [];
+  readonly #waiters: Waiter[] = [];
+  readonly #idle: Array<{ resolve: () => void; reject: (e: unknown) => void; cleanup: () => void }> = [];
+  readonly #emit: (event: SenderEvent) => void;
+  #closed: ClosedError | undefined;
+  #subscribeError: Error | undefined;
+  #frames = 0;
+  #bytes = 0;
+  #failures = 0;
+
+  private constructor(nc: NatsConnection, options: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>) {
+    this.#nc = nc;
+    this.#options = options;
+    this.subjects = deliverySubjects(options);
+    this.#emit = options.onEvent ?? (() => {});
+    this.#protocol = new SenderProtocol({
+      job: options.job,
+      rank: options.rank,
+      maxCredits: options.maxCredits,
+      maxBatchBytes: options.maxBatchBytes,
+      start: options.start,
+      clientTimeoutMs: options.clientTimeoutMs,
+      resetIntervalMs: options.resetIntervalMs,
+      loaderId: options.loaderId,
+      hostId: options.hostId,
+      onEvent: this.#emit,
+    });
+  }
+
+  /**
+   * Validates the options, subscribes to the rank's `hello` and `ctl` subjects and waits until
+   * the server has the subscriptions.
+   * @throws ArgumentError naming a bad option, when the server's max_payload cannot carry a
+   * batch of maxBatchBytes in at most 65,536 chunks, or (`nc`) when the server refuses the
+   * subscriptions (permissions).
+   */
+  static async open(nc: NatsConnection, options: BatchSenderOptions): Promise<BatchSender> {
+    const o = { ...batchSenderDefaults(), ...withoutUndefined(options) };
+    requireSubjectToken('namespace', o.namespace ?? 'default');
+    requireSubjectToken('job', o.job);
+    requireRank('rank', o.rank);
+    requireInt('maxCredits', o.maxCredits, { min: 1, max: 1_000_000 });
+    requireInt('maxBatchBytes', o.maxBatchBytes, { min: 1, max: MAX_U32 });
+    if (o.maxChunkBytes !== undefined) requireInt('maxChunkBytes', o.maxChunkBytes, { min: 1, max: MAX_U32 });
+    requirePosition('start', o.start);
+    requireInt('clientTimeoutMs', o.clientTimeoutMs, { min: 0 });
+    requireInt('resetIntervalMs', o.resetIntervalMs, { min: 0 });
+    requireId('loaderId', o.loaderId);
+    requireId('hostId', o.hostId);
+    const sender = new BatchSender(nc, o);
+    const chunk = sender.#chunkBytes();
+    if (Math.ceil(o.maxBatchBytes / chunk) > MAX_CHUNKS_PER_BATCH) {
+      throw new ArgumentError(
+        'maxBatchBytes',
+        `${o.maxBatchBytes} bytes would take more than ${MAX_CHUNKS_PER_BATCH} chunks of ${chunk} bytes (maxChunkBytes ${o.maxChunkBytes ?? 'unset'}, the server's max_payload ${nc.info?.max_payload}); lower it, or allow larger chunks`,
+      );
+    }
+    const { hello, ctl } = sender.subjects;
+    sender.#subscriptions.push(
+      nc.subscribe(hello, { callback: (error, msg) => sender.#receive(error, msg, 'hello') }),
+      nc.subscribe(ctl, { callback: (error, msg) => sender.#receive(error, msg, 'ctl') }),
+    );
+    void nc.closed().then(() => sender.#shutdown(new ClosedError('the NATS connection closed')));
+    await nc.flush();
+    const refused = sender.#subscribeError;
+    if (refused !== undefined) {
+      await sender.close();
+      throw new ArgumentError('nc', `the server refused a subscription: ${refused.message}`, { cause: refused });
+    }
+    return sender;
+  }
+
+  /**
+   * Accepts the next batch of the stream into the window (its bytes are copied); waits while
+   * the window holds maxCredits batches. Sends are taken in call order.
+   * @throws ArgumentError for a batch out of order, with bad fields or over maxBatchBytes;
+   * AbortError; ClosedError.
+   */
+  send(batch: OutgoingBatch, options: CallOptions = {}): Promise<void> {
+    try {
+      checkBatch(batch, this.#options.maxBatchBytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { epoch, step } = batch;
+    const sampleIds = [...batch.sampleIds];
+    return this.#enqueue('batch', () => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes) }), options.signal);
+  }
+
+  /**
+   * Ends epoch `epoch` after `batches` batches (its end marker follows its last batch).
+   * @throws ArgumentError when the stream is not at that epoch's end; AbortError; ClosedError.
+   */
+  endEpoch(epoch: number, batches: number, options: CallOptions = {}): Promise<void> {
+    try {
+      requireInt('epoch', epoch, { max: MAX_U32 });
+      requireInt('batches', batches, { max: MAX_U32 });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue('end', () => ({ kind: 'end', epoch, batches }), options.signal);
+  }
+
+  /** Resolves once every item sent so far was acked by the trainer (AbortError, ClosedError). */
+  acknowledged(options: CallOptions = {}): Promise<void> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const entry = { resolve, reject, cleanup: () => {} };
+      entry.cleanup = onAbort(options.signal, () => {
+        const i = this.#idle.indexOf(entry);
+        if (i >= 0) this.#idle.splice(i, 1);
+        reject(new AbortError('acknowledged() was aborted'));
+      });
+      this.#idle.push(entry);
+    });
+  }
+
+  stats(): BatchSenderStats {
+    const w = this.#protocol.window;
+    return {
+      next: w.next,
+      floor: w.floor,
+      heldBatches: w.heldBatches,
+      heldBytes: w.heldBytes,
+      inFlight: w.inFlight,
+      session: w.session,
+      framesPublished: this.#frames,
+      bytesPublished: this.#bytes,
+      publishFailures: this.#failures,
+    };
+  }
+
+  /** Unsubscribes and rejects pending calls with a ClosedError; held batches are dropped. The connection stays open. Idempotent. */
+  async close(): Promise<void> {
+    this.#shutdown(new ClosedError(`BatchSender for ${this.subjects.data} is closed`));
+  }
+
+  #shutdown(error: ClosedError): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = error;
+    for (const s of this.#subscriptions) s.unsubscribe();
+    for (const w of this.#waiters.splice(0)) {
+      w.cleanup();
+      w.reject(error);
+    }
+    for (const i of this.#idle.splice(0)) {
+      i.cleanup();
+      i.reject(error);
+    }
+  }
+
+  #enqueue(kind: StreamItem['kind'], item: () => StreamItem, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    if (signal?.aborted) return Promise.reject(new AbortError(`${kind === 'batch' ? 'send()' : 'endEpoch()'} was aborted`));
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        item,
+        kind,
+        resolve,
+        reject,
+        cleanup: onAbort(signal, () => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(new AbortError(`${kind === 'batch' ? 'send()' : 'endEpoch()'} was aborted`));
+          this.#admit();
+        }),
+      };
+      this.#waiters.push(waiter);
+      this.#admit();
+    });
+  }
+
+  /** Moves queued sends into the window while it has room, in call order. */
+  #admit(): void {
+    while (this.#closed === undefined) {
+      const w = this.#waiters[0];
+      if (w === undefined || !this.#protocol.window.hasRoom(w.kind)) break;
+      this.#waiters.shift();
+      w.cleanup();
+      try {
+        this.#publish(this.#protocol.push(w.item()));
+        w.resolve();
+      } catch (error) {
+        w.reject(error);
+      }
+    }
+    if (this.#isIdle()) {
+      for (const i of this.#idle.splice(0)) {
+        i.cleanup();
+        i.resolve();
+      }
+    }
+  }
+
+  #isIdle(): boolean {
+    return this.#waiters.length === 0 && this.#protocol.window.heldItems === 0;
+  }
+
+  #receive(error: Error | null, msg: Msg, subject: 'hello' | 'ctl'): void {
+    if (this.#closed !== undefined) return;
+    if (error !== null) {
+      this.#subscribeError ??= error;
+      this.#emit({ type: 'transport-error', error: `subscription to ${this.subjects[subject]}: ${error.message}` });
+      return;
+    }
+    const now = performance.now();
+    try {
+      const out = subject === 'hello' ? this.#protocol.onHello(msg.data, now, this.#chunkBytes()) : this.#protocol.onControl(msg.data, now);
+      this.#publish(out);
+    } catch (error) {
+      // Only a connection whose max_payload cannot hold a frame header gets here.
+      this.#emit({ type: 'transport-error', error: (error as Error).message });
+    }
+    this.#admit();
+  }
+
+  #publish(out: readonly Outgoing[]): void {
+    for (const { subject, bytes } of out) {
+      try {
+        this.#nc.publish(this.subjects[subject], bytes);
+        this.#frames++;
+        this.#bytes += bytes.byteLength;
+      } catch (error) {
+        // Lost like any message in flight: the trainer's nack or next hello brings it back.
+        this.#failures++;
+        this.#emit({ type: 'transport-error', error: `publish to ${this.subjects[subject]}: ${(error as Error).message}` });
+      }
+    }
+  }
+
+  /** The largest chunk a frame may carry on this connection now. */
+  #chunkBytes(): number {
+    const maxPayload = this.#nc.info?.max_payload ?? 1024 * 1024;
+    const room = maxPayload - frameHeaderBytes(this.#options.job);
+    if (room < 1) {
+      throw new ArgumentError('max_payload', `the server's max_payload (${maxPayload} bytes) cannot hold a data frame header for job ${this.#options.job}`);
+    }
+    return Math.min(room, this.#options.maxChunkBytes ?? room);
+  }
+}
+
+function checkBatch(batch: OutgoingBatch, maxBatchBytes: number): void {
+  if (typeof batch !== 'object' || batch === null) throw new ArgumentError('batch', 'must be an object { epoch, step, sampleIds, bytes }');
+  requireInt('batch.epoch', batch.epoch, { max: MAX_U32 });
+  requireInt('batch.step', batch.step, { max: MAX_U32 });
+  if (!Array.isArray(batch.sampleIds)) throw new ArgumentError('batch.sampleIds', 'must be an array of sample ids');
+  for (let i = 0; i < batch.sampleIds.length; i++) {
+    const id: unknown = batch.sampleIds[i];
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+      throw new ArgumentError(`batch.sampleIds[${i}]`, `must be an integer in [0, 2^53 - 1], got ${String(id)}`);
+    }
+  }
+  if (!(batch.bytes instanceof Uint8Array)) throw new ArgumentError('batch.bytes', 'must be a Uint8Array');
+  if (batch.bytes.byteLength > maxBatchBytes) {
+    throw new ArgumentError('batch.bytes', `the batch at epoch ${batch.epoch} step ${batch.step} has ${batch.bytes.byteLength} bytes, more than maxBatchBytes (${maxBatchBytes})`);
+  }
+}
