@@ -1,0 +1,253 @@
+"""The trainer's end of the delivery protocol without I/O (docs/protocol.md §3, §6, §7, §9).
+
+Sessions (hello, retries, welcome, refusals, resets), data frames and end markers into a
+:class:`ReceiveWindow`, and the control messages the trainer sends: an ``ack`` and a ``credit`` as
+the consumer takes each item, a ``nack`` when nothing arrived for ``resend_after`` seconds while
+something is missing, and the heartbeat ``ack`` + ``credit`` every ``heartbeat`` seconds. Time is
+passed in (``now``, seconds), so tests drive it. A mirror of
+loader-node/src/delivery/receiver-protocol.ts; client.py does the NATS I/O and the waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import ConnectTimeoutError, FormatError, ShardlineError, refusal_error
+from .receive_window import Item, Outcome, ReceiveWindow
+from .wire import (
+    PROTOCOL_VERSION,
+    EndOfEpochMessage,
+    Position,
+    Refused,
+    Reset,
+    Welcome,
+    decode_frame,
+    decode_loader_message,
+    encode_ack,
+    encode_bye,
+    encode_credit,
+    encode_hello,
+    encode_nack,
+    new_session_id,
+)
+
+logger = logging.getLogger("shardline")
+
+Outgoing = Tuple[str, bytes]
+"""A message to publish: the subject kind (``hello`` or ``ctl``) and its bytes."""
+
+Event = Dict[str, Any]
+"""A protocol event for logs and metrics, e.g. ``{"type": "nack", "epoch": 0, "step": 3}``."""
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """Options of :class:`ReceiverProtocol` (times in seconds)."""
+
+    job: str
+    rank: int
+    client_id: str
+    host_id: str
+    window: int = 4
+    max_batch_bytes: int = 64 * 1024 * 1024
+    resume: Optional[Position] = None
+    resend_after: float = 0.25
+    heartbeat: float = 1.0
+    hello_retry: float = 1.0
+    connect_timeout: float = 30.0
+    protocol_version: int = PROTOCOL_VERSION
+    on_event: Optional[Callable[[Event], None]] = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Messages to publish, and whether the consumer can read more now."""
+
+    outgoing: List[Outgoing]
+    readable: bool = False
+
+
+class ReceiverProtocol:
+    """The trainer's protocol engine; ``state`` is idle, connecting, open, failed or closed."""
+
+    def __init__(self, options: ProtocolOptions) -> None:
+        self.options = options
+        self.window = ReceiveWindow(options.job, options.rank, options.window, options.max_batch_bytes, options.resume)
+        self.state = "idle"
+        self.failure: Optional[ShardlineError] = None
+        """Why the stream cannot go on (state ``failed``)."""
+        self.session = 0
+        self._connecting_since = 0.0
+        self._hello_sent_at = 0.0
+        self._last_refusal: Optional[str] = None
+        self._last_progress_at = 0.0
+        self._last_control_at = 0.0
+
+    def connect(self, now: float, why: str) -> List[Outgoing]:
+        """Starts a new session (``why``: start, retry, reconnect, reset): drops what was received
+        and not consumed and says hello from the consumer's position."""
+        if self.state in ("failed", "closed"):
+            return []
+        if why != "retry" or self.state != "connecting":
+            self._connecting_since = now
+            self._last_refusal = None
+        self.state = "connecting"
+        self.session = new_session_id(self.session)
+        resume, credits = self.window.begin(self.session)
+        self._hello_sent_at = now
+        self._emit({"type": "hello", "session": self.session, "resume": resume, "credits": credits, "why": why})
+        o = self.options
+        return [("hello", encode_hello(self.session, o.job, o.rank, o.client_id, o.host_id, credits, resume, o.protocol_version))]
+
+    def on_events(self, data: bytes, now: float) -> Step:
+        """Handles a message of the ``events`` subject: welcome, refused, end-of-epoch, reset."""
+        if self.state in ("failed", "closed", "idle"):
+            return Step([])
+        try:
+            message = decode_loader_message(data)
+        except FormatError as error:
+            self._emit({"type": "malformed", "subject": "events", "error": str(error)})
+            return Step([])
+        if message.session != self.session:
+            return Step([])  # another session's or another client's
+        if isinstance(message, Welcome):
+            return self._on_welcome(message, now)
+        if isinstance(message, Refused):
+            if self.state != "connecting":
+                return Step([])
+            self._emit({"type": "refused", "session": message.session, "reason": message.reason, "message": message.message})
+            if message.reason == "busy":
+                self._last_refusal = message.message  # retried every hello_retry until connect_timeout
+                return Step([])
+            self._fail(refusal_error(message.reason, message.message, message.supported_versions, self.options.protocol_version))
+            return Step([])
+        if isinstance(message, EndOfEpochMessage):
+            outcome = self.window.accept_end(message.session, message.epoch, message.batches)
+            return self._accepted(outcome, Position(message.epoch, message.batches), now)
+        assert isinstance(message, Reset)
+        self._emit({"type": "reset", "session": message.session, "reason": message.reason})
+        return Step(self.connect(now, "reset"))
+
+    def on_data(self, data: bytes, now: float) -> Step:
+        """Handles a data frame."""
+        if self.state != "open":
+            return Step([])
+        try:
+            frame = decode_frame(data)
+        except FormatError as error:
+            self._emit({"type": "malformed", "subject": "data", "error": str(error)})
+            return Step([])
+        return self._accepted(self.window.accept_chunk(frame), frame.position, now)
+
+    def take(self, now: float) -> Tuple[Optional[Item], List[Outgoing]]:
+        """The next item for the consumer, with the ack and credit to send for it."""
+        item = self.window.take()
+        if item is None or self.state != "open":
+            return item, []
+        self._last_control_at = now
+        return item, self._progress_messages()
+
+    def tick(self, now: float) -> List[Outgoing]:
+        """Timers: hello retries and the connect timeout, nacks when stalled, heartbeats."""
+        o = self.options
+        if self.state == "connecting":
+            if now - self._connecting_since >= o.connect_timeout:
+                why = "no loader answered" if self._last_refusal is None else f"the last answer: {self._last_refusal}"
+                self._fail(
+                    ConnectTimeoutError(
+                        f"no welcome for job {o.job!r} rank {o.rank} within {o.connect_timeout:g} s (connect_timeout): {why}"
+                    )
+                )
+                return []
+            return self.connect(now, "retry") if now - self._hello_sent_at >= o.hello_retry else []
+        if self.state != "open":
+            return []
+        out: List[Outgoing] = []
+        if now - self._last_progress_at >= o.resend_after:
+            self._last_progress_at = now
+            missing = self.window.missing()
+            if missing is not None:
+                position, chunks = missing
+                self._emit({"type": "nack", "epoch": position.epoch, "step": position.step, "chunks": chunks or None})
+                out.append(("ctl", encode_nack(self.session, position, chunks or None)))
+        if now - self._last_control_at >= o.heartbeat:
+            self._last_control_at = now
+            out.extend(self._progress_messages())
+        return out
+
+    def close(self) -> List[Outgoing]:
+        """Leaves the stream: a ``bye`` when a session is open."""
+        was_open = self.state == "open"
+        if self.state != "failed":
+            self.state = "closed"
+        return [("ctl", encode_bye(self.session))] if was_open else []
+
+    def _on_welcome(self, message: Welcome, now: float) -> Step:
+        if self.state != "connecting":
+            return Step([])
+        o = self.options
+        # A welcome no honest loader sends is dropped, not obeyed; if it was the loader's, the
+        # hello retries end in the connect timeout, whose error quotes it.
+        if message.job != o.job or message.rank != o.rank:
+            return self._bad_welcome(f"the welcome names job {message.job!r} rank {message.rank}, this stream is job {o.job!r} rank {o.rank}")
+        outcome = self.window.welcome(message.session, message.next)
+        if outcome == "ignored":
+            return Step([])
+        if outcome != "ok":
+            return self._bad_welcome(outcome[1])
+        self.state = "open"
+        self._last_progress_at = now
+        self._last_control_at = now
+        self._emit(
+            {
+                "type": "welcome",
+                "session": message.session,
+                "next": message.next,
+                "loader_id": message.loader_id,
+                "host_id": message.host_id,
+                "max_credits": message.max_credits,
+            }
+        )
+        if message.max_credits < o.window:
+            logger.warning("window %d is above the loader's max_credits %d: the loader clamps the credit", o.window, message.max_credits)
+        return Step([])
+
+    def _progress_messages(self) -> List[Outgoing]:
+        out: List[Outgoing] = []
+        if self.window.last_consumed is not None:
+            out.append(("ctl", encode_ack(self.session, self.window.last_consumed)))
+        out.append(("ctl", encode_credit(self.session, self.window.granted)))
+        return out
+
+    def _accepted(self, outcome: Outcome, at: Position, now: float) -> Step:
+        if outcome.status == "stored":
+            self._last_progress_at = now
+            return Step([], outcome.readable)
+        if outcome.status == "duplicate":
+            self._emit({"type": "duplicate", "epoch": at.epoch, "step": at.step})
+        elif outcome.status == "rejected":
+            self._emit({"type": "rejected", "why": outcome.why})
+        elif outcome.status == "fatal":
+            self._fail(FormatError(f"{outcome.why}; the stream cannot go on past {at}"))
+        return Step([])
+
+    def _bad_welcome(self, why: str) -> Step:
+        self._last_refusal = why
+        self._emit({"type": "rejected", "why": why})
+        return Step([])
+
+    def _fail(self, error: ShardlineError) -> None:
+        self.state = "failed"
+        self.failure = error
+        self._emit({"type": "failed", "error": str(error)})
+
+    def _emit(self, event: Event) -> None:
+        kind = event["type"]
+        if kind in ("malformed", "rejected", "failed"):
+            logger.warning("shardline %s rank %d: %s", self.options.job, self.options.rank, event)
+        else:
+            logger.debug("shardline %s rank %d: %s", self.options.job, self.options.rank, event)
+        if self.options.on_event is not None:
+            self.options.on_event(event)
