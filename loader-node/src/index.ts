@@ -32,3 +32,4 @@ export * from './errors.ts';
 export { openCachedMDSDataset } from './dataset/cached-mds-dataset.ts';
 export type { CachedMDSDataset, CachedMDSDatasetOptions } from './dataset/cached-mds-dataset.ts';
 export * from './delivery/index.ts';
+export * from './shm/index.ts';
