@@ -429,3 +429,121 @@ export function parseIndexConfig(args: { directory: unknown }, flags: Record<str
   const parsed = parseWith(IndexFlagsSchema, { ...rawCommon(flags, env), ...args });
   return withProgress({ ...indexDefaults(), ...dropUndefined(parsed) } as IndexConfig, terminal);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The loader process: `shardline loader`.
+
+/** Each loader setting's environment variable (flags win over them), so a pod spec can set them. */
+export const LOADER_ENV = {
+  job: 'SHARDLINE_JOB',
+  namespace: 'SHARDLINE_NAMESPACE',
+  rank: 'SHARDLINE_RANK',
+  worldSize: 'SHARDLINE_WORLD_SIZE',
+  dataset: 'SHARDLINE_DATASET',
+  natsUrl: 'SHARDLINE_NATS_URL',
+  natsCreds: 'SHARDLINE_NATS_CREDS',
+  cacheDir: 'SHARDLINE_CACHE_DIR',
+  cacheBudget: 'SHARDLINE_CACHE_BUDGET',
+  batchSize: 'SHARDLINE_BATCH_SIZE',
+  epochs: 'SHARDLINE_EPOCHS',
+  seed: 'SHARDLINE_SEED',
+  shuffle: 'SHARDLINE_SHUFFLE',
+  metricsPort: 'SHARDLINE_METRICS_PORT',
+} as const;
+
+/** The shuffle modes of `--shuffle`. */
+export const LOADER_SHUFFLES = ['none', 'global', 'shard-aware'] as const;
+
+export interface LoaderConfig {
+  readonly job: string;
+  readonly namespace: string;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly dataset: DatasetLocation;
+  /** One or more NATS server URLs. */
+  readonly natsUrls: readonly string[];
+  /** A NATS credentials file (absolute), or undefined for none. */
+  readonly natsCreds: string | undefined;
+  readonly cacheDir: string;
+  readonly cacheBudgetBytes: number;
+  readonly batchSize: number;
+  readonly epochs: number;
+  readonly seed: number;
+  readonly shuffle: (typeof LOADER_SHUFFLES)[number];
+  /** 0 picks a free port. */
+  readonly metricsPort: number;
+  readonly logLevel: LogLevel;
+  readonly s3: S3Settings;
+}
+
+/** Defaults of `loader`: one epoch, shard-aware shuffling (the cache stays hot), metrics on 9090. */
+export function loaderDefaults(): Pick<LoaderConfig, 'namespace' | 'natsUrls' | 'cacheBudgetBytes' | 'epochs' | 'seed' | 'shuffle' | 'metricsPort' | 'logLevel'> {
+  return { namespace: 'default', natsUrls: ['nats://127.0.0.1:4222'], cacheBudgetBytes: 8 * 1024 ** 3, epochs: 1, seed: 0, shuffle: 'shard-aware', metricsPort: 9090, logLevel: 'info' };
+}
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
+
+/** `2gb`, `512mb`, `1048576`: bytes in units of 1024, at least 1, a safe integer. */
+export function parseByteSize(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?b)?$/i.exec(value.trim());
+  const bytes = m === null ? NaN : Math.floor(Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new Error(`${flag} must be a size in bytes or like 512mb, 8gb (units of 1024)`);
+  return bytes;
+}
+
+const dnsLabel = (flag: string) =>
+  z.string({ error: `${flag} is required` }).regex(DNS_LABEL, { error: `${flag} must be a DNS label (1 to 63 of a-z, 0-9, '-', starting and ending with a letter or digit)` });
+
+const LoaderFlagsSchema = z
+  .object({
+    job: dnsLabel('--job (or SHARDLINE_JOB)'),
+    namespace: dnsLabel('--namespace (or SHARDLINE_NAMESPACE)'),
+    rank: int('--rank (or SHARDLINE_RANK)', 0, 2 ** 31 - 2),
+    worldSize: int('--world-size (or SHARDLINE_WORLD_SIZE)', 1, 2 ** 31 - 1),
+    dataset: locationSchema('--dataset (or SHARDLINE_DATASET)'),
+    natsUrls: z.string().transform(
+      checked((value) => {
+        const urls = value.split(',').map((u) => u.trim());
+        for (const url of urls) {
+          if (!/^(nats|tls|wss?):\/\/[^\s/]+\/?$/.test(url)) throw new Error('--nats-url (or SHARDLINE_NATS_URL) must be nats://host:port, comma-separated for several');
+        }
+        return urls;
+      }),
+    ),
+    natsCreds: z.string().transform(checked((value) => localPath('--nats-creds (or SHARDLINE_NATS_CREDS)', value))).optional(),
+    cacheDir: z.string({ error: '--cache-dir (or SHARDLINE_CACHE_DIR) is required' }).transform(checked((value) => localPath('--cache-dir (or SHARDLINE_CACHE_DIR)', value))),
+    cacheBudgetBytes: z.string().transform(checked((value) => parseByteSize('--cache-budget (or SHARDLINE_CACHE_BUDGET)', value))),
+    batchSize: int('--batch-size (or SHARDLINE_BATCH_SIZE)', 1, 1 << 24),
+    epochs: int('--epochs (or SHARDLINE_EPOCHS)', 1, 1_000_000),
+    seed: int('--seed (or SHARDLINE_SEED)', 0, Number.MAX_SAFE_INTEGER),
+    shuffle: z.enum(LOADER_SHUFFLES, { error: `--shuffle (or SHARDLINE_SHUFFLE) must be one of ${LOADER_SHUFFLES.join(', ')}` }),
+    metricsPort: int('--metrics-port (or SHARDLINE_METRICS_PORT)', 0, 65_535),
+    logLevel: logLevelSchema,
+    s3: s3Schema,
+  })
+  .superRefine((c, ctx) => {
+    if (c.rank >= c.worldSize) ctx.addIssue({ code: 'custom', path: ['rank'], message: `--rank must be below --world-size ${c.worldSize}` });
+  });
+
+/**
+ * `shardline loader`: flags over SHARDLINE_* variables over the defaults, parsed once.
+ * @throws ConfigError naming the flag (and its variable) at fault.
+ */
+export function parseLoaderConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): LoaderConfig {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [key, variable] of Object.entries(LOADER_ENV)) {
+    const v = env[variable]?.trim();
+    if (v !== undefined && v !== '') fromEnv[key] = v;
+  }
+  const { natsUrl, cacheBudget, ...rest } = { ...fromEnv, ...dropUndefined(flags) } as Record<string, unknown>;
+  const raw = dropUndefined({
+    ...loaderDefaults(),
+    natsUrls: natsUrl ?? (env.NATS_URL?.trim() || undefined) ?? loaderDefaults().natsUrls.join(','),
+    cacheBudgetBytes: String(cacheBudget ?? loaderDefaults().cacheBudgetBytes),
+    logLevel: env.SHARDLINE_LOG_LEVEL ?? loaderDefaults().logLevel,
+    ...rest,
+    s3: rawS3(flags, env),
+  });
+  return parseWith(LoaderFlagsSchema, raw) as LoaderConfig;
+}

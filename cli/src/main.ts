@@ -15,7 +15,9 @@ import {
   parseDemoConfig,
   parseIndexConfig,
   parseInspectConfig,
+  parseLoaderConfig,
   parseVerifyConfig,
+  LOADER_SHUFFLES,
   parseWriteConfig,
   type Terminal,
   WRITE_INPUT_KINDS,
@@ -23,6 +25,7 @@ import {
 import { runDemo } from './demo/run-demo.ts';
 import { runIndex } from './commands/index-webdataset.ts';
 import { runInspect } from './commands/inspect.ts';
+import { runLoaderCommand } from './commands/loader.ts';
 import { runVerify } from './commands/verify.ts';
 import { runWrite } from './commands/write.ts';
 import { createLogger } from './log.ts';
@@ -64,6 +67,20 @@ const VERIFY_HELP = `${S3_HELP}
 Examples:
   $ shardline verify data/photos
   $ shardline verify s3://datasets/arrays/ --fail-fast --json
+`;
+
+const LOADER_HELP = `
+Every flag can come from the environment instead (flags win): SHARDLINE_JOB, SHARDLINE_NAMESPACE,
+SHARDLINE_RANK, SHARDLINE_WORLD_SIZE, SHARDLINE_DATASET, SHARDLINE_NATS_URL (or NATS_URL),
+SHARDLINE_NATS_CREDS, SHARDLINE_CACHE_DIR, SHARDLINE_CACHE_BUDGET, SHARDLINE_BATCH_SIZE,
+SHARDLINE_EPOCHS, SHARDLINE_SEED, SHARDLINE_SHUFFLE, SHARDLINE_METRICS_PORT.
+SIGTERM or SIGINT stops the loader: it stops preparing batches, gives the trainer a few seconds to
+ack what was sent, closes its cache and NATS connection and exits 0.
+${S3_HELP}
+
+Examples:
+  $ shardline loader --job mnist --rank 0 --world-size 2 --dataset s3://datasets/mnist/ \\
+      --nats-url nats://nats:4222 --cache-dir /cache --cache-budget 8gb --batch-size 64 --epochs 3
 `;
 
 const INDEX_HELP = `
@@ -177,6 +194,49 @@ export function buildProgram(): Command {
       const config = parseVerifyConfig({ location }, flags, process.env, terminal());
       const summary = await runVerify(config, createLogger('verify', config.logLevel));
       if (!summary.ok) process.exitCode = 1;
+    });
+
+  withS3Options(
+    program
+      .command('loader')
+      .description(
+        "Run one rank's loader (standalone, no coordinator): its epoch plan from the seed, shards through " +
+          'a disk cache, batches collated and delivered to the trainer over NATS; /metrics, /healthz, /readyz.',
+      )
+      .option('--job <name>', 'the job name, a DNS label')
+      .option('--namespace <name>', 'the job namespace, a DNS label (default "default")')
+      .option('--rank <n>', 'this loader\'s rank, below --world-size')
+      .option('--world-size <n>', 'the number of ranks')
+      .option('--dataset <location>', 'the dataset: a local directory or s3://bucket/prefix/')
+      .option('--nats-url <urls>', 'NATS server URLs, comma-separated (default nats://127.0.0.1:4222)')
+      .option('--nats-creds <file>', 'a NATS credentials (.creds) file')
+      .option('--cache-dir <dir>', 'the shard cache folder')
+      .option('--cache-budget <size>', 'cache byte budget, e.g. 8gb (default 8gb; at least twice the largest shard)')
+      .option('--batch-size <n>', 'samples per batch')
+      .option('--epochs <n>', 'epochs to serve (default 1)')
+      .option('--seed <n>', 'seed of the epoch plan (default 0)')
+      .option('--shuffle <mode>', `${LOADER_SHUFFLES.join(', ')} (default shard-aware)`)
+      .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 9090; 0 picks one)')
+      .option('--log-level <level>', LOG_LEVEL_HELP)
+      .addHelpText('after', LOADER_HELP),
+  )
+    .exitOverride(usageExit)
+    .action(async (flags: Record<string, unknown>) => {
+      const config = parseLoaderConfig(flags, process.env);
+      const log = createLogger('loader', config.logLevel);
+      const controller = new AbortController();
+      const stop = (signal: NodeJS.Signals) => {
+        log.info({ event: 'loader.signal', signal }, `${signal}: stopping`);
+        controller.abort();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      try {
+        await runLoaderCommand(config, log, controller.signal);
+      } finally {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+      }
     });
 
   program

@@ -1,0 +1,5 @@
+/** The loader process (standalone mode): the per-rank pipeline from the dataset to the trainer. */
+export { runLoader, loaderDefaults } from './run-loader.ts';
+export type { LoaderDeps, LoaderEvent, LoaderOptions, LoaderSummary } from './run-loader.ts';
+export { batchTensors } from './batch-tensors.ts';
+export type { BatchTensors } from './batch-tensors.ts';

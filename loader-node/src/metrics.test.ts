@@ -1,0 +1,86 @@
+/**
+ * The loader's metrics and their HTTP server: cache events and acks move the right counters,
+ * the window gauges are read at scrape time, and the server answers /metrics, /healthz and
+ * /readyz (503 until every check passes) over real HTTP.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ArgumentError } from '@shardline/core';
+import { LoaderMetrics, startMetricsServer } from './metrics.ts';
+
+function value(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  assert.ok(line !== undefined, `${name} is exposed`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+test('cache events, deliveries and the sender window move the right series', async () => {
+  const metrics = new LoaderMetrics({ labels: { job: 'm', rank: '3' } });
+  metrics.onCacheEvent({ type: 'miss', key: 'a' });
+  metrics.onCacheEvent({ type: 'downloaded', key: 'a', bytes: 1000, prefetch: false, ms: 3 });
+  metrics.onCacheEvent({ type: 'downloaded', key: 'b', bytes: 24, prefetch: true, ms: 3 });
+  metrics.onCacheEvent({ type: 'hit', key: 'a' });
+  metrics.onCacheEvent({ type: 'hit', key: 'b' });
+  metrics.onCacheEvent({ type: 'evicted', key: 'a', bytes: 1000, nextUse: -1 });
+  metrics.onCacheEvent({ type: 'verification-failed', key: 'c', failures: 1, error: 'hash' });
+  metrics.onCacheEvent({ type: 'adopted', key: 'd', bytes: 5 });
+  metrics.onDelivered({ samples: 8, bytes: 512, seconds: 0.02 });
+  metrics.onDelivered({ samples: 3, bytes: 100, seconds: 2 });
+  let window = { inFlight: 2, heldBatches: 5 };
+  metrics.watchSender(() => window);
+  let text = await metrics.text();
+  const expected = {
+    shardline_cache_hits_total: 2,
+    shardline_cache_misses_total: 1,
+    shardline_cache_evictions_total: 1,
+    shardline_cache_bytes_in_total: 1024,
+    shardline_cache_verification_failures_total: 1,
+    shardline_batches_delivered_total: 2,
+    shardline_samples_delivered_total: 11,
+    shardline_bytes_delivered_total: 612,
+    shardline_delivery_latency_seconds_count: 2,
+    shardline_delivery_latency_seconds_sum: 2.02,
+    shardline_credits_in_flight: 2,
+    shardline_batches_held: 5,
+    shardline_trainer_wait_seconds_count: 0,
+  };
+  for (const [name, v] of Object.entries(expected)) assert.equal(value(text, name), v, name);
+  assert.match(text, /shardline_delivery_latency_seconds_bucket\{le="0\.025",job="m",rank="3"\} 1/);
+  window = { inFlight: 0, heldBatches: 1 };
+  metrics.watchSender(undefined);
+  text = await metrics.text();
+  assert.equal(value(text, 'shardline_credits_in_flight'), 0, 'no sender: the gauges read 0');
+  // Two instances never share series (no global registry).
+  assert.equal(value(await new LoaderMetrics().text(), 'shardline_batches_delivered_total'), 0);
+});
+
+test('the server answers /metrics, /healthz and /readyz, and refuses the rest', async (t) => {
+  const metrics = new LoaderMetrics();
+  metrics.batchesDelivered.inc(7);
+  const checks = { datasetIndex: false, nats: true };
+  const server = await startMetricsServer({ registry: metrics.registry, port: 0, host: '127.0.0.1', ready: () => checks });
+  t.after(() => server.close());
+  const m = await fetch(`${server.url}/metrics`);
+  assert.equal(m.status, 200);
+  assert.match(m.headers.get('content-type') ?? '', /^text\/plain/);
+  assert.equal(value(await m.text(), 'shardline_batches_delivered_total'), 7);
+  assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  const notReady = await fetch(`${server.url}/readyz`);
+  assert.equal(notReady.status, 503);
+  assert.deepEqual(await notReady.json(), { ready: false, checks: { datasetIndex: false, nats: true } });
+  checks.datasetIndex = true;
+  assert.equal((await fetch(`${server.url}/readyz?verbose`)).status, 200);
+  assert.equal((await fetch(`${server.url}/nope`)).status, 404);
+  assert.equal((await fetch(`${server.url}/metrics`, { method: 'POST' })).status, 405);
+  await server.close();
+  await server.close();
+  await assert.rejects(fetch(`${server.url}/healthz`), 'closed');
+});
+
+test('a bad or taken port is a clear error', async (t) => {
+  const registry = new LoaderMetrics().registry;
+  await assert.rejects(startMetricsServer({ registry, port: 70_000, ready: () => ({}) }), (e: unknown) => e instanceof ArgumentError && e.argument === 'port');
+  const first = await startMetricsServer({ registry, port: 0, host: '127.0.0.1', ready: () => ({}) });
+  t.after(() => first.close());
+  await assert.rejects(startMetricsServer({ registry, port: first.port, host: '127.0.0.1', ready: () => ({}) }), /EADDRINUSE/);
+});
