@@ -41,7 +41,7 @@ import streaming
 from streaming import MDSWriter, StreamingDataset
 from streaming.base.format.mds.encodings import mds_encode
 
-from mds_values import float_value, json_value, ndarray_value  # shared with test/mds-interop.test.ts
+from interop_values import float_value, json_value, ndarray_value  # shared with test/mds-interop.test.ts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "core" / "src" / "format" / "mds" / "fixtures"

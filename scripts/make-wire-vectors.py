@@ -32,6 +32,8 @@ import safetensors
 from safetensors import TensorSpec, serialize
 from safetensors.numpy import save
 
+from interop_values import float_value  # shared with the other fixture scripts and the interop tests
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "core" / "src" / "wire" / "fixtures"
 MAX_ATTEMPTS = 1_000_000
@@ -102,17 +104,6 @@ def reference_bytes(tensors, meta):
         if metadata_order(blob) == want:
             return blob
     raise SystemExit(f"no output with metadata order {want} after {MAX_ATTEMPTS} attempts")
-
-
-def float_value(x):
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 and math.copysign(1.0, x) < 0:
-        return "-0"
-    return x
 
 
 def expected_values(t):

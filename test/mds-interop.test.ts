@@ -27,7 +27,7 @@ from streaming import StreamingDataset
 from streaming.base.format.mds.encodings import mds_encode
 
 sys.path.insert(0, ${JSON.stringify(path.join(REPO_ROOT, 'scripts'))})
-from mds_values import float_value, json_value, ndarray_value
+from interop_values import float_value, json_value, ndarray_value
 
 def image_bytes(img):
     # Mosaic decodes jpeg/png with Image.open(BytesIO(data)): the buffer is the stored file.

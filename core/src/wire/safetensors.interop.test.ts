@@ -27,18 +27,11 @@ function withTempDir<T>(fn: (dir: string) => T): T {
 
 /** Values as numpy reports them, in the manifest's JSON conventions. */
 const PY_VALUES = String.raw`
-import math
+import sys
 import numpy as np
 
-def float_value(x):
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 and math.copysign(1.0, x) < 0:
-        return "-0"
-    return x
+sys.path.insert(0, ${JSON.stringify(path.join(REPO_ROOT, 'scripts'))})
+from interop_values import float_value
 
 def values(a):
     flat = a.reshape(-1)

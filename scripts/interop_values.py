@@ -1,6 +1,7 @@
-"""Sample values as JSON in the conventions of the MDS fixtures' expected.json: non-finite floats as
-strings, float16 as its bits, 64-bit integers as strings. Shared by scripts/make-mds-fixtures.py
-and the Python side of test/mds-interop.test.ts, so both describe values the same way."""
+"""Values as JSON in the conventions of the interop fixtures (the wire-format vectors' manifest and the
+MDS fixtures' expected.json): non-finite floats and -0 as strings, float16 as its bits, 64-bit
+integers as strings. Shared by the fixture scripts (make-wire-vectors.py, make-mds-fixtures.py) and
+the Python side of the interop tests, so all of them describe values the same way."""
 import math
 
 import numpy as np
