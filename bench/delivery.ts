@@ -1,0 +1,343 @@
+/**
+ * Benchmark `delivery`: loader → trainer delivered bytes per second, for batches of 1, 4, 16 and
+ * 64 MiB (1 and 4 MiB with --quick), on one nats-server on loopback (test/infra, max_payload 8 MiB).
+ * Batches are opaque random bytes (already encoded); every path delivers the same batch `count`
+ * times per round and is timed from its first send to its last batch consumed.
+ *
+ * - `nats`: BatchSender → BatchReceiver over two connections (loader, trainer) with a credit window
+ *   of 4 (receiver `window` = sender `maxCredits` = 4); batches over max_payload are chunked by the
+ *   sender as docs/protocol.md §5 says.
+ * - `bench`: nats.js's own `Bench` (pub + sub on one connection, the way `nats bench` measures) of
+ *   the same bytes cut the same way: a batch that needs `k` frames on the NATS path is `k` Bench
+ *   messages of ⌈B / k⌉ bytes, so message count and size match our frames (our 37 + L header bytes
+ *   per frame are not counted as delivered bytes on either side). Delivered bytes/s = messages ×
+ *   size / Bench's `pubsub` duration (Bench's own `bytes` adds in and out, counting them twice).
+ *   Bench has no flow control, so it runs in pieces of at most 32 MiB (timeBench).
+ * - `copy`: `Buffer.copy` of the batch into one reused buffer, the floor of any same-host path.
+ * - `shm`: ShmRing (4 slots, CRC-32 on, the default) → ShmReader in a temp dir under /dev/shm, with
+ *   each descriptor published as a small JSON message on the loader's connection and each ack (the
+ *   descriptor sent back) on the trainer's, which releases the slot: the shape of the real transport.
+ *
+ * Rounds are interleaved (every path of a size in one round, the order reversed every other round)
+ * and each ratio is the median of its per-round ratios; the raw rates are the medians of the rounds.
+ * `nats_vs_bench_ratio`, `shm_vs_copy_ratio` and `shm_vs_nats_ratio` are the smallest over sizes.
+ * Goals: NATS ≥ 0.8 × Bench; shm ≥ 0.5 × copy and ≥ 3 × NATS.
+ *
+ * Paused trainer: a loader in a child process (so that its RSS is the loader's alone) sends
+ * batches of B bytes with a credit window W to a trainer that connects and never reads. The loader
+ * may hold W batches (its copies); `paused_rss_over_window_bytes` is the child's peak RSS growth
+ * over its baseline, minus W × B. Goal ≤ 64 MiB.
+ *
+ * This file is also that child: `node bench/delivery.ts --paused-loader <url> <W> <B>`.
+ */
+import { spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Bench, connect, type NatsConnection } from 'nats';
+import type { BenchOptions } from './run.ts';
+import { BatchReceiver } from '../loader-node/src/delivery/batch-receiver.ts';
+import { BatchSender } from '../loader-node/src/delivery/batch-sender.ts';
+import { frameHeaderBytes } from '../loader-node/src/delivery/frame.ts';
+import { ShmReader } from '../loader-node/src/shm/shm-reader.ts';
+import { ShmRing } from '../loader-node/src/shm/shm-ring.ts';
+import { startNats } from '../test/infra/nats.ts';
+
+const MiB = 1024 * 1024;
+const NAMESPACE = 'bench';
+const JOB = 'delivery';
+/** Credit window of the NATS path and slots of the shared-memory ring. */
+const WINDOW = 4;
+/** The most bytes one nats.js Bench run publishes (see timeBench). */
+const BENCH_RUN_BYTES = 32 * MiB;
+
+type Path = 'nats' | 'bench' | 'copy' | 'shm';
+const PATHS: readonly Path[] = ['nats', 'bench', 'copy', 'shm'];
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+const mb = (bps: number): string => `${(bps / 1e6).toFixed(0)} MB/s`;
+
+/** BatchSender → BatchReceiver for one batch size; each round is one epoch of the stream. */
+class NatsPath {
+  readonly sender: BatchSender;
+  readonly receiver: BatchReceiver;
+  #epoch = 0;
+
+  private constructor(sender: BatchSender, receiver: BatchReceiver) {
+    this.sender = sender;
+    this.receiver = receiver;
+  }
+
+  static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number): Promise<NatsPath> {
+    const scope = { namespace: NAMESPACE, job: JOB, rank };
+    const sender = await BatchSender.open(loader, { ...scope, maxCredits: WINDOW, maxBatchBytes: batchBytes });
+    const receiver = await BatchReceiver.connect(trainer, { ...scope, window: WINDOW, maxBatchBytes: batchBytes, clientId: `bench-trainer-${rank}` });
+    return new NatsPath(sender, receiver);
+  }
+
+  /** Delivered bytes per second of `count` sends of `batch`. */
+  async time(batch: Uint8Array, count: number): Promise<number> {
+    const epoch = this.#epoch++;
+    const expected = count * batch.byteLength;
+    let finished = 0;
+    const consume = (async () => {
+      let bytes = 0;
+      for await (const b of this.receiver.epoch()) {
+        bytes += b.bytes.byteLength;
+        if (bytes === expected) finished = performance.now();
+      }
+      return bytes;
+    })();
+    const started = performance.now();
+    for (let step = 0; step < count; step++) await this.sender.send({ epoch, step, sampleIds: [], bytes: batch });
+    await this.sender.endEpoch(epoch, count);
+    const bytes = await consume;
+    if (bytes !== expected) throw new Error(`nats: the trainer got ${bytes} bytes in epoch ${epoch}, expected ${expected}`);
+    return expected / ((finished - started) / 1000);
+  }
+
+  async close(): Promise<void> {
+    await this.receiver.close();
+    await this.sender.close();
+  }
+}
+
+/** ShmRing → ShmReader for one batch size, descriptors and acks as NATS messages. */
+class ShmPath {
+  readonly ring: ShmRing;
+  readonly reader: ShmReader;
+  readonly #loader: NatsConnection;
+  readonly #trainer: NatsConnection;
+  readonly #subjects: { descriptor: string; ack: string };
+
+  private constructor(ring: ShmRing, reader: ShmReader, loader: NatsConnection, trainer: NatsConnection, rank: number) {
+    this.ring = ring;
+    this.reader = reader;
+    this.#loader = loader;
+    this.#trainer = trainer;
+    this.#subjects = { descriptor: `bench.shm.${rank}.descriptor`, ack: `bench.shm.${rank}.ack` };
+    loader.subscribe(this.#subjects.ack, {
+      callback: (_error, msg) => {
+        ring.release(JSON.parse(Buffer.from(msg.data).toString('utf8')));
+      },
+    });
+  }
+
+  static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number, directory: string): Promise<ShmPath> {
+    const ring = await ShmRing.create({ job: JOB, rank, slots: WINDOW, slotBytes: batchBytes, directory });
+    const path = new ShmPath(ring, new ShmReader({ job: JOB, rank, directory }), loader, trainer, rank);
+    await loader.flush();
+    return path;
+  }
+
+  async time(batch: Uint8Array, count: number): Promise<number> {
+    const expected = count * batch.byteLength;
+    const sub = this.#trainer.subscribe(this.#subjects.descriptor, { max: count });
+    await this.#trainer.flush();
+    const consume = (async () => {
+      let bytes = 0;
+      for await (const msg of sub) {
+        const read = await this.reader.read(JSON.parse(Buffer.from(msg.data).toString('utf8')));
+        bytes += read.byteLength;
+        this.#trainer.publish(this.#subjects.ack, msg.data);
+      }
+      return { bytes, finished: performance.now() };
+    })();
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+      const descriptor = await this.ring.write(batch);
+      this.#loader.publish(this.#subjects.descriptor, Buffer.from(JSON.stringify(descriptor)));
+    }
+    const { bytes, finished } = await consume;
+    if (bytes !== expected) throw new Error(`shm: the trainer read ${bytes} bytes, expected ${expected}`);
+    return expected / ((finished - started) / 1000);
+  }
+}
+
+/**
+ * nats.js Bench pub/sub of `count` batches cut into `frames` messages each; delivered bytes/s.
+ * Bench publishes all its messages at once without flow control, so one run stays at most
+ * {@link BENCH_RUN_BYTES} (the server cuts off a client with more than 64 MiB pending, a slow
+ * consumer): larger amounts are several runs whose `pubsub` durations add up.
+ */
+async function timeBench(nc: NatsConnection, batchBytes: number, frames: number, count: number): Promise<number> {
+  const size = Math.ceil(batchBytes / frames);
+  const perRun = Math.max(1, Math.floor(BENCH_RUN_BYTES / size));
+  let left = frames * count;
+  let ms = 0;
+  while (left > 0) {
+    const msgs = Math.min(left, perRun);
+    const metrics = await new Bench(nc, { msgs, size, pub: true, sub: true, callbacks: true }).run();
+    const pubsub = metrics.find((m) => m.name === 'pubsub');
+    if (pubsub === undefined) throw new Error('nats Bench reported no pubsub metric');
+    ms += pubsub.duration;
+    left -= msgs;
+  }
+  return (frames * count * size) / (ms / 1000);
+}
+
+function timeCopy(batch: Buffer, into: Buffer, count: number): number {
+  const started = performance.now();
+  for (let i = 0; i < count; i++) batch.copy(into);
+  return (count * batch.byteLength) / ((performance.now() - started) / 1000);
+}
+
+/** The paused-trainer measure: peak RSS growth of a loader child whose trainer never reads. */
+async function pausedTrainer(url: string, trainer: NatsConnection, batchBytes: number, log: (line: string) => void): Promise<{ growth: number; window: number }> {
+  const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--paused-loader', url, String(WINDOW), String(batchBytes)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, number>> => {
+    const { value, done } = await lines.next();
+    if (done === true) throw new Error('the paused loader child exited early');
+    return JSON.parse(value as string) as Record<string, number>;
+  };
+  let receiver: BatchReceiver | undefined;
+  try {
+    const ready = await next();
+    receiver = await BatchReceiver.connect(trainer, { namespace: NAMESPACE, job: JOB, rank: 1000, window: WINDOW, maxBatchBytes: batchBytes, clientId: 'bench-paused' });
+    for (let waited = 0; receiver.stats().bufferedBatches < WINDOW; waited += 20) {
+      if (waited > 30_000) throw new Error(`the paused trainer buffered only ${receiver.stats().bufferedBatches} of ${WINDOW} batches in 30 s`);
+      await sleep(20);
+    }
+    await sleep(1500); // the loader keeps trying to send; nothing more may be held or published
+    child.stdin.write('report\n');
+    const report = await next();
+    log(
+      `paused trainer (W ${WINDOW}, B ${batchBytes / MiB} MiB): loader RSS ${(ready.rss! / MiB).toFixed(0)} → peak ${(report.peakRss! / MiB).toFixed(0)} MiB, ` +
+        `held ${report.heldBatches} batches, accepted ${report.accepted} sends, trainer buffered ${receiver.stats().bufferedBatches}`,
+    );
+    return { growth: report.peakRss! - ready.rss!, window: WINDOW * batchBytes };
+  } finally {
+    await receiver?.close();
+    child.kill();
+  }
+}
+
+/** The child of {@link pausedTrainer}: a loader that sends until told to report. */
+async function pausedLoader(url: string, window: number, batchBytes: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const sender = await BatchSender.open(nc, { namespace: NAMESPACE, job: JOB, rank: 1000, maxCredits: window, maxBatchBytes: batchBytes });
+  const batch = randomFillSync(Buffer.allocUnsafe(batchBytes));
+  (globalThis as { gc?: () => void }).gc?.();
+  await sleep(200);
+  const rss = process.memoryUsage.rss();
+  let peakRss = rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 10);
+  process.stdout.write(`${JSON.stringify({ rss })}\n`);
+  let accepted = 0;
+  const stop = new AbortController();
+  const sending = (async () => {
+    for (let step = 0; ; step++) {
+      await sender.send({ epoch: 0, step, sampleIds: [], bytes: batch }, { signal: stop.signal });
+      accepted++;
+    }
+  })().catch(() => {});
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line !== 'report') continue;
+    clearInterval(sampler);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    process.stdout.write(`${JSON.stringify({ peakRss, accepted, heldBatches: sender.stats().heldBatches })}\n`);
+    break;
+  }
+  stop.abort();
+  await sending;
+  await sender.close();
+  await nc.close();
+  process.exit(0);
+}
+
+export async function run(o: BenchOptions): Promise<Record<string, number>> {
+  const sizes = (o.quick ? [1, 4] : [1, 4, 16, 64]).map((m) => m * MiB);
+  const rounds = o.quick ? 3 : 5;
+  const bytesPerRound = (o.quick ? 32 : 128) * MiB;
+  const began = performance.now();
+  const nats = await startNats({ jetstream: false, allowExternal: false });
+  const shmDir = mkdtempSync('/dev/shm/shardline-bench-delivery-');
+  const loader = await connect({ servers: nats.url, name: 'bench-loader' });
+  const trainer = await connect({ servers: nats.url, name: 'bench-trainer' });
+  const bench = await connect({ servers: nats.url, name: 'bench-bench' });
+  const maxPayload = loader.info!.max_payload;
+  const chunk = maxPayload - frameHeaderBytes(JOB);
+  o.log(`delivery: nats-server at ${nats.url}, max_payload ${maxPayload} bytes (chunks of ${chunk}); ${rounds} rounds, window ${WINDOW}; shm in ${shmDir}`);
+  const metrics: Record<string, number> = {};
+  const ratios = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[] };
+  try {
+    for (const [rank, size] of sizes.entries()) {
+      const name = `${size / MiB}mib`;
+      const count = Math.max(4, Math.round(bytesPerRound / size));
+      const frames = Math.ceil(size / chunk);
+      const batch = randomFillSync(Buffer.allocUnsafe(size));
+      const into = Buffer.allocUnsafe(size);
+      const natsPath = await NatsPath.open(loader, trainer, rank, size);
+      const shmPath = await ShmPath.open(loader, trainer, rank, size, shmDir);
+      const measure: Record<Path, () => Promise<number>> = {
+        nats: () => natsPath.time(batch, count),
+        bench: () => timeBench(bench, size, frames, count),
+        copy: async () => timeCopy(batch, into, count),
+        shm: () => shmPath.time(batch, count),
+      };
+      try {
+        for (const p of PATHS) await measure[p](); // warm-up: connections, JIT, page faults of /dev/shm
+        const rates: Record<Path, number[]> = { nats: [], bench: [], copy: [], shm: [] };
+        const perRound = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[] };
+        for (let r = 0; r < rounds; r++) {
+          const got = {} as Record<Path, number>;
+          for (const p of r % 2 === 0 ? PATHS : [...PATHS].reverse()) got[p] = await measure[p]();
+          for (const p of PATHS) rates[p].push(got[p]);
+          perRound.natsVsBench.push(got.nats / got.bench);
+          perRound.shmVsCopy.push(got.shm / got.copy);
+          perRound.shmVsNats.push(got.shm / got.nats);
+          o.log(`  ${name} round ${r + 1}/${rounds} (${count} batches, ${frames} frame(s) each): ` + PATHS.map((p) => `${p} ${mb(got[p])}`).join(', '));
+        }
+        for (const p of PATHS) metrics[`${p}_bps_${name}`] = Math.round(median(rates[p]));
+        ratios.natsVsBench.push(median(perRound.natsVsBench));
+        ratios.shmVsCopy.push(median(perRound.shmVsCopy));
+        ratios.shmVsNats.push(median(perRound.shmVsNats));
+        const s = natsPath.receiver.stats();
+        o.log(
+          `${name}: nats/bench ${median(perRound.natsVsBench).toFixed(3)}, shm/copy ${median(perRound.shmVsCopy).toFixed(3)}, shm/nats ${median(perRound.shmVsNats).toFixed(2)} ` +
+            `(receiver: ${s.nacks} nacks, ${s.duplicates} duplicates, ${s.hellos} hellos)`,
+        );
+        // Nacks between rounds (the trainer waiting for an epoch not produced yet) are ignored by the loader; duplicates would be real resends.
+        metrics[`nats_duplicates_${name}`] = s.duplicates;
+      } finally {
+        await natsPath.close();
+        await shmPath.ring.close();
+      }
+    }
+
+    const pausedBytes = (o.quick ? 4 : 16) * MiB;
+    const paused = await pausedTrainer(nats.url, trainer, pausedBytes, o.log);
+    const round = (x: number): number => Number(x.toFixed(3));
+    const result: Record<string, number> = {
+      nats_vs_bench_ratio: round(Math.min(...ratios.natsVsBench)),
+      shm_vs_copy_ratio: round(Math.min(...ratios.shmVsCopy)),
+      shm_vs_nats_ratio: round(Math.min(...ratios.shmVsNats)),
+      paused_rss_over_window_bytes: paused.growth - paused.window,
+      paused_rss_growth_bytes: paused.growth,
+      paused_window_bytes: paused.window,
+      ...metrics,
+      max_payload: maxPayload,
+      window: WINDOW,
+      rounds,
+      seconds: Number(((performance.now() - began) / 1000).toFixed(1)),
+    };
+    return result;
+  } finally {
+    await Promise.allSettled([loader.close(), trainer.close(), bench.close()]);
+    await nats.stop();
+    rmSync(shmDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--paused-loader') {
+  const [url, window, batchBytes] = process.argv.slice(3);
+  await pausedLoader(url!, Number(window), Number(batchBytes));
+}
