@@ -39,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench, connect, type NatsConnection } from 'nats';
 import type { BenchOptions } from './run.ts';
 import { BatchReceiver } from '../loader-node/src/delivery/batch-receiver.ts';
-import { BatchSender } from '../loader-node/src/delivery/batch-sender.ts';
+import { BatchSender, batchSenderDefaults } from '../loader-node/src/delivery/batch-sender.ts';
 import { frameHeaderBytes } from '../loader-node/src/delivery/frame.ts';
 import { ShmReader } from '../loader-node/src/shm/shm-reader.ts';
 import { ShmRing } from '../loader-node/src/shm/shm-ring.ts';
@@ -201,9 +201,11 @@ async function pausedTrainer(url: string, trainer: NatsConnection, batchBytes: n
   let receiver: BatchReceiver | undefined;
   try {
     const ready = await next();
+    // The loader holds min(W batches, what fits in its maxHeldBytes — at least one batch).
+    const held = Math.min(WINDOW, Math.max(1, Math.floor(batchSenderDefaults().maxHeldBytes / batchBytes)));
     receiver = await BatchReceiver.connect(trainer, { namespace: NAMESPACE, job: JOB, rank: 1000, window: WINDOW, maxBatchBytes: batchBytes, clientId: 'bench-paused' });
-    for (let waited = 0; receiver.stats().bufferedBatches < WINDOW; waited += 20) {
-      if (waited > 30_000) throw new Error(`the paused trainer buffered only ${receiver.stats().bufferedBatches} of ${WINDOW} batches in 30 s`);
+    for (let waited = 0; receiver.stats().bufferedBatches < held; waited += 20) {
+      if (waited > 30_000) throw new Error(`the paused trainer buffered only ${receiver.stats().bufferedBatches} of ${held} batches in 30 s`);
       await sleep(20);
     }
     await sleep(1500); // the loader keeps trying to send; nothing more may be held or published
@@ -213,7 +215,7 @@ async function pausedTrainer(url: string, trainer: NatsConnection, batchBytes: n
       `paused trainer (W ${WINDOW}, B ${batchBytes / MiB} MiB): loader RSS ${(ready.rss! / MiB).toFixed(0)} → peak ${(report.peakRss! / MiB).toFixed(0)} MiB, ` +
         `held ${report.heldBatches} batches, accepted ${report.accepted} sends, trainer buffered ${receiver.stats().bufferedBatches}`,
     );
-    return { growth: report.peakRss! - ready.rss!, window: WINDOW * batchBytes };
+    return { growth: report.peakRss! - ready.rss!, window: held * batchBytes };
   } finally {
     await receiver?.close();
     child.kill();

@@ -340,3 +340,36 @@ test('bad options and batches are ArgumentErrors naming the field', async (t) =>
   await sender.close();
   await assert.rejects(sender.send({ epoch: 0, step: 1, sampleIds: [], bytes: new Uint8Array(1) }), ClosedError);
 });
+
+test('bytes held stay within maxHeldBytes whatever the credits allow; a larger batch goes alone', async (t) => {
+  const job = 'held-bytes';
+  const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
+  const limit = 100 * KiB;
+  const sender = await BatchSender.open(loaderNc, { namespace: 'test', job, rank: 0, maxCredits: 8, maxHeldBytes: limit });
+  t.after(() => sender.close());
+  // A slow trainer with a window as large as the loader's credits: only the bytes bound binds.
+  const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'test', job, rank: 0, window: 8 });
+  t.after(() => receiver.close());
+  const batches = [...Array.from({ length: 12 }, (_, step) => makeBatch(job, 0, 0, step, 2, 20 * KiB)), makeBatch(job, 0, 0, 12, 2, 100 * KiB)];
+  let maxHeld = 0;
+  const producing = (async () => {
+    for (const b of batches) {
+      await sender.send(b);
+      const held = sender.stats().heldBytes;
+      if (b.bytes.byteLength <= limit) assert.ok(held <= limit, `held ${held} bytes > ${limit}`);
+      else assert.equal(held, b.bytes.byteLength, 'the oversized batch is held alone');
+      maxHeld = Math.max(maxHeld, held);
+    }
+    await sender.endEpoch(0, batches.length);
+  })();
+  const got: Delivery[] = [];
+  for await (const batch of receiver.epoch()) {
+    got.push(batch);
+    await sleep(5);
+  }
+  await producing;
+  assert.equal(got.length, batches.length);
+  got.forEach((d, i) => assertSameBatch(d, batches[i]!, job, 0));
+  assert.ok(maxHeld > 2 * 40 * KiB, `the bound was reached (max held ${maxHeld})`);
+  await assert.rejects(BatchSender.open(loaderNc, { namespace: 'test', job: 'x', rank: 0, maxHeldBytes: 0 }), /maxHeldBytes/);
+});

@@ -24,6 +24,13 @@ export interface BatchSenderOptions extends StreamScope {
   maxCredits?: number;
   /** Largest batch `send()` accepts, in bytes (default 64 MiB). */
   maxBatchBytes?: number;
+  /**
+   * Bytes of batches held until acked, at most (default 48 MiB); a batch larger than this is
+   * still taken when nothing else is held. Credits bound batches, this bounds bytes: keep it below
+   * the server's per-client `max_pending` (64 MiB by default), or the server cuts a trainer that
+   * falls behind as a slow consumer and every cut restarts its session.
+   */
+  maxHeldBytes?: number;
   /** Largest chunk in one data frame, below what the server's max_payload allows (default: as large as it allows). */
   maxChunkBytes?: number;
   /** The first position the pipeline sends (default epoch 0 step 0; a replacement loader starts at the rank's acked cursor). */
@@ -45,6 +52,7 @@ export function batchSenderDefaults(): Required<Omit<BatchSenderOptions, keyof S
   return {
     maxCredits: 8,
     maxBatchBytes: 64 * 1024 * 1024,
+    maxHeldBytes: 48 * 1024 * 1024,
     start: { epoch: 0, step: 0 },
     clientTimeoutMs: 10_000,
     resetIntervalMs: 1_000,
@@ -72,6 +80,8 @@ export interface BatchSenderStats {
 interface Waiter {
   readonly item: () => StreamItem;
   readonly kind: StreamItem['kind'];
+  /** The batch's size (0 for an end marker), for the bound on bytes held. */
+  readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
   readonly cleanup: () => void;
@@ -132,6 +142,7 @@ export class BatchSender implements BatchSink {
     requireRank('rank', o.rank);
     requireInt('maxCredits', o.maxCredits, { min: 1, max: 1_000_000 });
     requireInt('maxBatchBytes', o.maxBatchBytes, { min: 1, max: MAX_U32 });
+    requireInt('maxHeldBytes', o.maxHeldBytes, { min: 1, max: Number.MAX_SAFE_INTEGER });
     if (o.maxChunkBytes !== undefined) requireInt('maxChunkBytes', o.maxChunkBytes, { min: 1, max: MAX_U32 });
     requirePosition('start', o.start);
     requireInt('clientTimeoutMs', o.clientTimeoutMs, { min: 0 });
@@ -175,7 +186,7 @@ export class BatchSender implements BatchSink {
     }
     const { epoch, step } = batch;
     const sampleIds = [...batch.sampleIds];
-    return this.#enqueue('batch', () => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes) }), options.signal);
+    return this.#enqueue('batch', () => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes) }), options.signal, batch.bytes.byteLength);
   }
 
   /**
@@ -189,7 +200,7 @@ export class BatchSender implements BatchSink {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue('end', () => ({ kind: 'end', epoch, batches }), options.signal);
+    return this.#enqueue('end', () => ({ kind: 'end', epoch, batches }), options.signal, 0);
   }
 
   /** Resolves once every item sent so far was acked by the trainer (AbortError, ClosedError). */
@@ -241,13 +252,14 @@ export class BatchSender implements BatchSink {
     }
   }
 
-  #enqueue(kind: StreamItem['kind'], item: () => StreamItem, signal: AbortSignal | undefined): Promise<void> {
+  #enqueue(kind: StreamItem['kind'], item: () => StreamItem, signal: AbortSignal | undefined, bytes: number): Promise<void> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(new AbortError(`${kind === 'batch' ? 'send()' : 'endEpoch()'} was aborted`));
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         item,
         kind,
+        bytes,
         resolve,
         reject,
         cleanup: onAbort(signal, () => {
@@ -266,7 +278,7 @@ export class BatchSender implements BatchSink {
   #admit(): void {
     while (this.#closed === undefined) {
       const w = this.#waiters[0];
-      if (w === undefined || !this.#protocol.window.hasRoom(w.kind)) break;
+      if (w === undefined || !this.#protocol.window.hasRoom(w.kind) || !this.#hasByteRoom(w)) break;
       this.#waiters.shift();
       w.cleanup();
       try {
@@ -282,6 +294,13 @@ export class BatchSender implements BatchSink {
         i.resolve();
       }
     }
+  }
+
+  // The bytes bound: a batch fits when what is held plus it stays within maxHeldBytes, or when
+  // nothing is held (so one batch above the bound still goes, alone).
+  #hasByteRoom(w: Waiter): boolean {
+    const held = this.#protocol.window.heldBytes;
+    return w.bytes === 0 || held === 0 || held + w.bytes <= this.#options.maxHeldBytes;
   }
 
   #isIdle(): boolean {
