@@ -28,15 +28,19 @@ def json_value(v):
     return v
 
 
-def ndarray_value(a):
+def flat_values(a):
+    """An array's values, flattened row-major: float16 as its bits, floats via float_value,
+    64-bit integers as strings, everything else (booleans included) as ints."""
     flat = a.reshape(-1)
     name = a.dtype.name
     if name == "float16":
-        values = [int(v) for v in flat.view(np.uint16)]
-    elif name in ("float32", "float64"):
-        values = [float_value(v) for v in flat]
-    elif name in ("int64", "uint64"):
-        values = [str(int(v)) for v in flat]
-    else:
-        values = [int(v) for v in flat]
-    return {"dtype": name, "shape": list(a.shape), "values": values}
+        return [int(v) for v in flat.view(np.uint16)]
+    if name in ("float32", "float64"):
+        return [float_value(v) for v in flat]
+    if name in ("int64", "uint64"):
+        return [str(int(v)) for v in flat]
+    return [int(v) for v in flat]
+
+
+def ndarray_value(a):
+    return {"dtype": a.dtype.name, "shape": list(a.shape), "values": flat_values(a)}

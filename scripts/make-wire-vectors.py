@@ -32,7 +32,7 @@ import safetensors
 from safetensors import TensorSpec, serialize
 from safetensors.numpy import save
 
-from interop_values import float_value  # shared with the other fixture scripts and the interop tests
+from interop_values import flat_values  # shared with the other fixture scripts and the interop tests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "core" / "src" / "wire" / "fixtures"
@@ -110,17 +110,7 @@ def expected_values(t):
     """Flat row-major values, computed by numpy from the arrays (not from the bytes)."""
     if isinstance(t, BF16):
         return [int(v) for v in t.bits.reshape(-1)]
-    flat = t.reshape(-1)
-    name = t.dtype.name
-    if name == "float16":
-        return [int(v) for v in flat.view(np.uint16)]
-    if name in ("float32", "float64"):
-        return [float_value(v) for v in flat]
-    if name in ("int64", "uint64"):
-        return [str(int(v)) for v in flat]
-    if name == "bool":
-        return [1 if v else 0 for v in flat]
-    return [int(v) for v in flat]
+    return flat_values(t)
 
 
 def describe(tensors, blob):

@@ -31,20 +31,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, ${JSON.stringify(path.join(REPO_ROOT, 'scripts'))})
-from interop_values import float_value
-
-def values(a):
-    flat = a.reshape(-1)
-    name = a.dtype.name
-    if name == "float16":
-        return [int(v) for v in flat.view(np.uint16)]
-    if name in ("float32", "float64"):
-        return [float_value(v) for v in flat]
-    if name in ("int64", "uint64"):
-        return [str(int(v)) for v in flat]
-    if name == "bool":
-        return [1 if v else 0 for v in flat]
-    return [int(v) for v in flat]
+from interop_values import flat_values as values
 `;
 
 const PY_LOAD = String.raw`
