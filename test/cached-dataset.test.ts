@@ -71,7 +71,7 @@ function source(bucket: string, endpoint = s3.endpoint): S3Source {
 function assertConsistent(dir: string, budget: number): void {
   const names = readdirSync(dir);
   assert.deepEqual(names.filter((n) => n.startsWith('.')), [], 'temporary files left behind');
-  const bytes = names.reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+  const bytes = names.reduce((n, f) => n + (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0), 0);
   assert.ok(bytes <= budget, `cache holds ${bytes} bytes on disk, budget ${budget}`);
 }
 

@@ -491,7 +491,8 @@ export class ShardCache {
   // Starts background downloads of the next shards of the schedule, as far as the concurrency
   // allows and room can be made without evicting anything needed sooner.
   #prefetch(): void {
-    if (this.#schedule === undefined || this.#closed) return;
+    // A demand fetch waiting for room goes first: a prefetch must not take the room it waits for.
+    if (this.#schedule === undefined || this.#closed || this.#spaceWaiters.length > 0) return;
     for (const key of this.#schedule.upcoming(this.#horizon)) {
       if (this.#activePrefetches >= this.#prefetchConcurrency) return;
       if (this.#entries.has(key) || this.#downloads.has(key) || this.#quarantine.has(key)) continue;
