@@ -14,7 +14,7 @@
  * sender-protocol.ts drives it from the messages; the property tests through lossy networks.
  */
 import { ArgumentError } from '@shardline/core';
-import { RefusalReason } from './messages.ts';
+import { RefusalReason, type Hello } from './messages.ts';
 import { comparePositions, formatPosition, successor, type Position } from './position.ts';
 
 /** An item of the stream as the window holds it. */
@@ -39,16 +39,8 @@ export interface CreditWindowOptions {
   readonly clientTimeoutMs: number;
 }
 
-/** What a hello asks for (the fields of the `hello` message the window needs). */
-export interface HelloRequest {
-  readonly session: number;
-  readonly job: string;
-  readonly rank: number;
-  readonly clientId: string;
-  readonly hostId: string;
-  readonly credits: number;
-  readonly resume: Position | null;
-}
+/** What a hello asks for: the `hello` message without its envelope (the version is checked before the window). */
+export type HelloRequest = Omit<Hello, 'type' | 'version'>;
 
 /** The answer to a hello. `dropped`: items before the resume point, consumed elsewhere. */
 export type HelloOutcome =
