@@ -38,11 +38,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Bench, connect, type NatsConnection } from 'nats';
 import type { BenchOptions } from './run.ts';
-import { BatchReceiver } from '../loader-node/src/delivery/batch-receiver.ts';
-import { BatchSender, batchSenderDefaults } from '../loader-node/src/delivery/batch-sender.ts';
-import { frameHeaderBytes } from '../loader-node/src/delivery/frame.ts';
-import { ShmReader } from '../loader-node/src/shm/shm-reader.ts';
-import { ShmRing } from '../loader-node/src/shm/shm-ring.ts';
+import { BatchReceiver } from '@shardline/client';
+import { BatchSender, batchSenderDefaults } from '@shardline/loader-node';
+import { frameHeaderBytes, ShmReader, ShmRing } from '@shardline/core/protocol';
 import { startNats } from '../test/infra/nats.ts';
 
 const MiB = 1024 * 1024;

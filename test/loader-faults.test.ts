@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBatch, type EpochPlan } from '@shardline/core';
-import { BatchReceiver, LocalDirectorySource, runLoader, type LoaderDeps, type LoaderEvent, type LoaderOptions, type LoaderSummary } from '@shardline/loader-node';
+import { BatchReceiver } from '@shardline/client';
+import { LocalDirectorySource, runLoader, type LoaderDeps, type LoaderEvent, type LoaderOptions, type LoaderSummary } from '@shardline/loader-node';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
-import { within } from '../loader-node/src/delivery/test-support.ts';
-import { planOf, writeTestDataset } from '../loader-node/src/loader/test-support.ts';
+import { within } from './delivery/support.ts';
+import { planOf, writeTestDataset } from './loader/support.ts';
 import { makeTempDir, removeTempDir, startNats, type NatsServer } from './infra/index.ts';
 
 const SAMPLES = 240;

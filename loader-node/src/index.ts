@@ -32,7 +32,7 @@ export * from './errors.ts';
 export { openCachedMDSDataset } from './dataset/cached-mds-dataset.ts';
 export type { CachedMDSDataset, CachedMDSDatasetOptions } from './dataset/cached-mds-dataset.ts';
 export * from './delivery/index.ts';
-export * from './shm/index.ts';
+
 export * from './loader/index.ts';
 export { LoaderMetrics, startMetricsServer } from './metrics.ts';
 export type { LoaderMetricsOptions, MetricsServer, MetricsServerOptions, ReadinessChecks, SenderWindow } from './metrics.ts';

@@ -3,4 +3,4 @@ export * from './index.ts';
 export { normalizePrefix, resolveLocalPath, resolveS3Key } from './store/key.ts';
 export { writeAtomically } from './store/partial-file.ts';
 export { classifyS3Error, backoffDelay } from './store/retry.ts';
-export * from './delivery/internal.ts';
+

@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BatchReceiver } from '@shardline/loader-node';
+import { BatchReceiver } from '@shardline/client';
 import { connect } from 'nats';
 import { freePort, makeTempDir, removeTempDir } from '../../../test/infra/supervisor.ts';
 import { startNats, type NatsServer } from '../../../test/infra/nats.ts';
-import { within } from '../../../loader-node/src/delivery/test-support.ts';
-import { planOf, readCheckedEpoch, writeTestDataset } from '../../../loader-node/src/loader/test-support.ts';
+import { within } from '../../../test/delivery/support.ts';
+import { planOf, readCheckedEpoch, writeTestDataset } from '../../../test/loader/support.ts';
 import { ConfigError, parseLoaderConfig } from '../config.ts';
 
 const MAIN = path.join(import.meta.dirname, '..', 'main.ts');

@@ -5,7 +5,7 @@ Sessions (hello, retries, welcome, refusals, resets), data frames and end marker
 the consumer takes each item, a ``nack`` when nothing arrived for ``resend_after`` seconds while
 something is missing, and the heartbeat ``ack`` + ``credit`` every ``heartbeat`` seconds. Time is
 passed in (``now``, seconds), so tests drive it. A mirror of
-loader-node/src/delivery/receiver-protocol.ts; client.py does the NATS I/O and the waiting.
+core/src/protocol/receiver-protocol.ts; client.py does the NATS I/O and the waiting.
 """
 
 from __future__ import annotations

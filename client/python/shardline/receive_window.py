@@ -2,7 +2,7 @@
 
 Reassembles chunked batches, puts items in stream order, drops duplicates by position, and says
 what to ack, how much credit to grant and what to ask for again. A mirror of
-loader-node/src/delivery/receive-window.ts:
+core/src/protocol/receive-window.ts:
 
 - Exactly once: the consumer's position only moves forward; any item before the receive
   position is a duplicate, and items reach the consumer strictly in stream order.

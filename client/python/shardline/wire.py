@@ -3,7 +3,7 @@
 
 Everything received is validated exactly as the specification says, and anything that fails a
 check raises :class:`FormatError` naming the field, whatever the bytes: the caller logs and drops
-it. Mirrors loader-node/src/delivery/{position,subjects,frame,messages}.ts.
+it. Mirrors core/src/protocol/{position,subjects,frame,messages}.ts.
 """
 
 from __future__ import annotations

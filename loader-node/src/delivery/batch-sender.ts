@@ -9,14 +9,7 @@ import { hostname } from 'node:os';
 import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
 import { requireInt } from '@shardline/core/internal';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import type { BatchSink, CallOptions, OutgoingBatch } from './batch-transport.ts';
-import type { SessionInfo, StreamItem } from './credit-window.ts';
-import { frameHeaderBytes } from './frame.ts';
-import { onAbort, requireId, safeId, withoutUndefined } from './options.ts';
-import { MAX_U32, requirePosition, type Position } from './position.ts';
-import { MAX_CHUNKS_PER_BATCH } from './receive-window.ts';
-import { SenderProtocol, type Outgoing, type SenderEvent } from './sender-protocol.ts';
-import { deliverySubjects, requireRank, requireSubjectToken, type DeliverySubjects, type StreamScope } from './subjects.ts';
+import { type BatchSink, type CallOptions, deliverySubjects, type DeliverySubjects, frameHeaderBytes, MAX_CHUNKS_PER_BATCH, MAX_U32, onAbort, type Outgoing, type OutgoingBatch, type Position, requireId, requirePosition, requireRank, requireSubjectToken, safeId, type SenderEvent, SenderProtocol, type SessionInfo, type StreamItem, type StreamScope, withoutUndefined } from '@shardline/core/protocol';
 
 /** Options of {@link BatchSender.open}. */
 export interface BatchSenderOptions extends StreamScope {

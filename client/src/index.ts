@@ -1,0 +1,7 @@
+/**
+ * @shardline/client: the trainer's end of Shardline's batch delivery (docs/protocol.md) for
+ * TypeScript — a rank's batches from its loader, in order and exactly once.
+ */
+export { BatchReceiver, batchReceiverDefaults } from './batch-receiver.ts';
+export type { BatchReceiverOptions, BatchReceiverStats } from './batch-receiver.ts';
+export type { BatchSource, DeliveredBatch, DeliveredEndOfEpoch, Delivery, Position, ReceiverEvent, ReceiverState } from '@shardline/core/protocol';

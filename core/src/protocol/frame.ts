@@ -1,0 +1,168 @@
+/**
+ * Binary frames that carry batch bytes on a rank's `data` subject (docs/protocol.md, "Data
+ * frames"). A batch larger than what one NATS message may hold is cut into chunks of `chunkSize`
+ * bytes (the last one shorter); every frame is a fixed little-endian prefix naming the session,
+ * job, rank, epoch, step and the chunk's place, then the chunk's bytes. The layout is fully
+ * determined by (chunk index, chunk count, chunk size, total bytes), so a receiver checks each
+ * frame exactly and a torn or hostile frame is a FormatError, never a hole in a batch.
+ */
+import { ArgumentError, FormatError } from '../errors.ts';
+import { MAX_U32 } from './position.ts';
+import { SUBJECT_TOKEN } from './subjects.ts';
+
+/** First bytes of every frame: ASCII `SL`. */
+export const FRAME_MAGIC = 0x4c53; // read little-endian: 0x53 'S', 0x4c 'L'
+/** The `kind` byte of a batch chunk (the only kind of protocol version 1). */
+export const FRAME_KIND_CHUNK = 1;
+/** Bytes of the prefix before the job name. */
+export const FRAME_FIXED_BYTES = 37;
+
+/** The header fields of one frame. */
+export interface ChunkHeader {
+  readonly session: number;
+  readonly job: string;
+  readonly rank: number;
+  readonly epoch: number;
+  readonly step: number;
+  /** Which chunk, in [0, count). */
+  readonly index: number;
+  /** How many chunks the batch has (1 for a batch that fits in one message). */
+  readonly count: number;
+  /** Bytes of every chunk but the last (0 only for an empty batch). */
+  readonly chunkSize: number;
+  /** Bytes of the whole batch. */
+  readonly totalBytes: number;
+}
+
+/** A decoded frame; `payload` is a view into the message bytes (copy it to keep it). */
+export interface ChunkFrame extends ChunkHeader {
+  readonly payload: Uint8Array;
+}
+
+/** How a batch of `totalBytes` is cut. */
+export interface ChunkLayout {
+  readonly count: number;
+  readonly chunkSize: number;
+}
+
+/** Bytes of a frame's prefix for `job`. */
+export function frameHeaderBytes(job: string): number {
+  return FRAME_FIXED_BYTES + job.length;
+}
+
+/**
+ * Cuts `totalBytes` into as few chunks of at most `maxChunkBytes` as possible; an empty batch
+ * is one empty chunk.
+ * @example
+ * chunkLayout(10, 4) // { count: 3, chunkSize: 4 }: chunks of 4, 4 and 2 bytes
+ */
+export function chunkLayout(totalBytes: number, maxChunkBytes: number): ChunkLayout {
+  if (!Number.isInteger(totalBytes) || totalBytes < 0 || totalBytes > MAX_U32) {
+    throw new ArgumentError('totalBytes', `must be an integer in [0, ${MAX_U32}], got ${totalBytes}`);
+  }
+  if (!Number.isInteger(maxChunkBytes) || maxChunkBytes < 1) {
+    throw new ArgumentError('maxChunkBytes', `must be an integer ≥ 1, got ${maxChunkBytes}`);
+  }
+  if (totalBytes === 0) return { count: 1, chunkSize: 0 };
+  if (totalBytes <= maxChunkBytes) return { count: 1, chunkSize: totalBytes };
+  return { count: Math.ceil(totalBytes / maxChunkBytes), chunkSize: maxChunkBytes };
+}
+
+/** Byte range [begin, end) of chunk `index` within the batch. */
+export function chunkRange(header: Pick<ChunkHeader, 'index' | 'chunkSize' | 'totalBytes'>): [number, number] {
+  const begin = header.index * header.chunkSize;
+  return [begin, Math.min(begin + header.chunkSize, header.totalBytes)];
+}
+
+/**
+ * One frame: the prefix for `header` followed by chunk `header.index` of `batch` (a fresh
+ * buffer, so the caller may reuse `batch` and the transport may hold the frame).
+ */
+export function encodeChunkFrame(header: ChunkHeader, batch: Uint8Array): Uint8Array {
+  if (batch.byteLength !== header.totalBytes) {
+    throw new ArgumentError('batch', `has ${batch.byteLength} bytes, the header says ${header.totalBytes}`);
+  }
+  checkHeader(header, (why) => new ArgumentError('header', why));
+  const [begin, end] = chunkRange(header);
+  const prefix = frameHeaderBytes(header.job);
+  const frame = new Uint8Array(prefix + (end - begin));
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  view.setUint16(0, FRAME_MAGIC, true);
+  view.setUint8(2, 1);
+  view.setUint8(3, FRAME_KIND_CHUNK);
+  view.setUint32(4, header.session, true);
+  view.setUint32(8, header.rank, true);
+  view.setUint32(12, header.epoch, true);
+  view.setUint32(16, header.step, true);
+  view.setUint32(20, header.index, true);
+  view.setUint32(24, header.count, true);
+  view.setUint32(28, header.chunkSize, true);
+  view.setUint32(32, header.totalBytes, true);
+  view.setUint8(36, header.job.length);
+  for (let i = 0; i < header.job.length; i++) frame[FRAME_FIXED_BYTES + i] = header.job.charCodeAt(i);
+  frame.set(batch.subarray(begin, end), prefix);
+  return frame;
+}
+
+/**
+ * Reads one frame. Never throws anything but a FormatError, whatever the bytes.
+ * @throws FormatError naming the field: a short frame, a wrong magic, version or kind, a job
+ * that is not a DNS label, a chunk index outside [0, count), a count or chunk size that does not
+ * match the total, or a payload of the wrong length.
+ */
+export function decodeChunkFrame(data: Uint8Array): ChunkFrame {
+  if (!(data instanceof Uint8Array)) throw new FormatError('data frame: must be bytes');
+  if (data.byteLength < FRAME_FIXED_BYTES) {
+    throw new FormatError(`data frame: ${data.byteLength} bytes is shorter than the ${FRAME_FIXED_BYTES}-byte prefix`);
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (view.getUint16(0, true) !== FRAME_MAGIC) throw new FormatError('data frame: does not start with "SL"');
+  const version = view.getUint8(2);
+  if (version !== 1) throw new FormatError(`data frame: protocol version ${version} is not supported (this side speaks 1)`);
+  const kind = view.getUint8(3);
+  if (kind !== FRAME_KIND_CHUNK) throw new FormatError(`data frame: kind ${kind} is unknown (1 is a batch chunk)`);
+  const jobLength = view.getUint8(36);
+  const prefix = FRAME_FIXED_BYTES + jobLength;
+  if (data.byteLength < prefix) {
+    throw new FormatError(`data frame: ${data.byteLength} bytes is shorter than its ${prefix}-byte prefix`);
+  }
+  let job = '';
+  for (let i = FRAME_FIXED_BYTES; i < prefix; i++) job += String.fromCharCode(data[i]!);
+  const header: ChunkHeader = {
+    session: view.getUint32(4, true),
+    job,
+    rank: view.getUint32(8, true),
+    epoch: view.getUint32(12, true),
+    step: view.getUint32(16, true),
+    index: view.getUint32(20, true),
+    count: view.getUint32(24, true),
+    chunkSize: view.getUint32(28, true),
+    totalBytes: view.getUint32(32, true),
+  };
+  checkHeader(header, (why) => new FormatError(`data frame: ${why}`));
+  const [begin, end] = chunkRange(header);
+  const payload = data.subarray(prefix);
+  if (payload.byteLength !== end - begin) {
+    throw new FormatError(
+      `data frame: chunk ${header.index} of ${header.count} must carry ${end - begin} bytes, got ${payload.byteLength}`,
+    );
+  }
+  return { ...header, payload };
+}
+
+function checkHeader(h: ChunkHeader, fail: (why: string) => Error): void {
+  if (typeof h.job !== 'string' || !SUBJECT_TOKEN.test(h.job)) {
+    throw fail(`job ${JSON.stringify(h.job)} is not a DNS label`);
+  }
+  for (const key of ['session', 'rank', 'epoch', 'step', 'index', 'count', 'chunkSize', 'totalBytes'] as const) {
+    const v = h[key];
+    if (!Number.isInteger(v) || v < 0 || v > MAX_U32) throw fail(`${key} must be an integer in [0, ${MAX_U32}], got ${v}`);
+  }
+  if (h.session === 0) throw fail('session must not be 0');
+  const expected = h.totalBytes === 0 ? 1 : h.chunkSize === 0 ? -1 : Math.ceil(h.totalBytes / h.chunkSize);
+  if (h.totalBytes === 0 && h.chunkSize !== 0) throw fail(`chunkSize must be 0 for an empty batch, got ${h.chunkSize}`);
+  if (h.count !== expected) {
+    throw fail(`count ${h.count} does not match totalBytes ${h.totalBytes} in chunks of ${h.chunkSize} bytes`);
+  }
+  if (h.index >= h.count) throw fail(`index ${h.index} is outside [0, ${h.count})`);
+}

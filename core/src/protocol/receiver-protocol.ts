@@ -1,0 +1,299 @@
+/**
+ * The trainer's end of the delivery protocol without I/O: sessions (hello, retries, welcome,
+ * refusals, resets), data frames and end markers into a {@link ReceiveWindow}, and the control
+ * messages the trainer sends — an `ack` and a `credit` as the consumer takes each item, a `nack`
+ * when nothing arrived for `resendAfterMs` while something is missing, and a heartbeat `credit`
+ * + `ack` every `heartbeatMs` (both are cumulative, so repeating them is harmless and repairs
+ * lost ones). Time comes from the caller (`now`, in ms), so tests can drive it.
+ * batch-receiver.ts does the NATS I/O and the waiting.
+ */
+import { ArgumentError, FormatError, TimeoutError } from '../errors.ts';
+import type { Delivery } from './batch-transport.ts';
+import { decodeChunkFrame } from './frame.ts';
+import {
+  LOADER_MESSAGE_TYPES,
+  PROTOCOL_VERSION,
+  RefusalReason,
+  decodeControlMessage,
+  encodeControlMessage,
+  newSessionId,
+  type TrainerMessage,
+} from './messages.ts';
+import { formatPosition, type Position } from './position.ts';
+import { ReceiveWindow, type AcceptOutcome } from './receive-window.ts';
+import type { Outgoing } from './sender-protocol.ts';
+
+/** What happened on the trainer's end, for logs and metrics. */
+export type ReceiverEvent =
+  | { type: 'hello'; session: number; resume: Position | null; credits: number; why: HelloReason }
+  | { type: 'welcome'; session: number; next: Position; loaderId: string; hostId: string; maxCredits: number }
+  | { type: 'refused'; session: number; reason: RefusalReason; message: string }
+  | { type: 'reset'; session: number; reason: string }
+  | { type: 'nack'; epoch: number; step: number; chunks?: readonly number[] }
+  | { type: 'duplicate'; epoch: number; step: number }
+  | { type: 'rejected'; why: string }
+  | { type: 'malformed'; subject: 'data' | 'events'; error: string }
+  | { type: 'failed'; error: string };
+
+/** Why a hello was sent. */
+export type HelloReason = 'start' | 'retry' | 'reconnect' | 'reset';
+
+/** Where the trainer's end stands. */
+export type ReceiverState = 'idle' | 'connecting' | 'open' | 'failed' | 'closed';
+
+/** Options of {@link ReceiverProtocol}. */
+export interface ReceiverProtocolOptions {
+  readonly job: string;
+  readonly rank: number;
+  readonly window: number;
+  readonly maxBatchBytes: number;
+  readonly resume?: Position | null;
+  readonly clientId: string;
+  readonly hostId: string;
+  readonly resendAfterMs: number;
+  readonly heartbeatMs: number;
+  readonly helloRetryMs: number;
+  readonly connectTimeoutMs: number;
+  readonly onEvent?: (event: ReceiverEvent) => void;
+}
+
+/** Messages to publish, and whether the consumer can read more now. */
+export interface ReceiverStep {
+  readonly outgoing: Outgoing<'hello' | 'ctl'>[];
+  readonly readable: boolean;
+}
+
+const NOTHING: ReceiverStep = { outgoing: [], readable: false };
+
+/** The trainer's protocol engine. */
+export class ReceiverProtocol {
+  readonly window: ReceiveWindow;
+  readonly #o: ReceiverProtocolOptions;
+  readonly #emit: (event: ReceiverEvent) => void;
+  #state: ReceiverState = 'idle';
+  #failure: Error | undefined;
+  #session = 0;
+  #connectingSince = 0;
+  #helloSentAt = 0;
+  #lastRefusal: string | undefined;
+  #lastProgressAt = 0;
+  #lastControlAt = 0;
+
+  constructor(options: ReceiverProtocolOptions) {
+    this.#o = options;
+    this.#emit = options.onEvent ?? (() => {});
+    this.window = new ReceiveWindow({
+      job: options.job,
+      rank: options.rank,
+      window: options.window,
+      maxBatchBytes: options.maxBatchBytes,
+      resume: options.resume ?? null,
+    });
+  }
+
+  get state(): ReceiverState {
+    return this.#state;
+  }
+
+  /** Why the stream cannot go on (state `failed`). */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  get session(): number {
+    return this.#session;
+  }
+
+  /**
+   * Starts a new session: drops what was received and not consumed and says hello from the
+   * consumer's position. Used to start, after the connection came back, and on a `reset`.
+   */
+  connect(now: number, why: HelloReason): Outgoing<'hello'>[] {
+    if (this.#state === 'failed' || this.#state === 'closed') return [];
+    if (why !== 'retry' || this.#state !== 'connecting') {
+      this.#connectingSince = now;
+      this.#lastRefusal = undefined;
+    }
+    this.#state = 'connecting';
+    this.#session = newSessionId(this.#session);
+    const { resume, credits } = this.window.begin(this.#session);
+    this.#helloSentAt = now;
+    this.#emit({ type: 'hello', session: this.#session, resume, credits, why });
+    return [
+      this.#message('hello', {
+        type: 'hello',
+        version: PROTOCOL_VERSION,
+        session: this.#session,
+        job: this.#o.job,
+        rank: this.#o.rank,
+        clientId: this.#o.clientId,
+        hostId: this.#o.hostId,
+        credits,
+        resume,
+      }),
+    ];
+  }
+
+  /** Handles a message of the `events` subject: welcome, refused, end-of-epoch, reset. */
+  onEvents(data: Uint8Array, now: number): ReceiverStep {
+    if (this.#state === 'failed' || this.#state === 'closed' || this.#state === 'idle') return NOTHING;
+    let message;
+    try {
+      message = decodeControlMessage(data, LOADER_MESSAGE_TYPES);
+    } catch (error) {
+      this.#emit({ type: 'malformed', subject: 'events', error: (error as Error).message });
+      return NOTHING;
+    }
+    if (message.session !== this.#session) return NOTHING; // another session's or another client's
+    switch (message.type) {
+      case 'welcome': {
+        if (this.#state !== 'connecting') return NOTHING;
+        // A welcome no honest loader sends is dropped, not obeyed; if it was the loader's, the
+        // hello retries end in the connect timeout, whose error quotes it.
+        if (message.job !== this.#o.job || message.rank !== this.#o.rank) {
+          return this.#badWelcome(`the welcome names job ${JSON.stringify(message.job)} rank ${message.rank}, this stream is job ${JSON.stringify(this.#o.job)} rank ${this.#o.rank}`);
+        }
+        const outcome = this.window.welcome(message.session, message.next);
+        if (outcome === 'ignored') return NOTHING;
+        if (outcome !== 'ok') return this.#badWelcome(outcome.mismatch);
+        this.#state = 'open';
+        this.#lastProgressAt = now;
+        this.#lastControlAt = now;
+        const { next, loaderId, hostId, maxCredits } = message;
+        this.#emit({ type: 'welcome', session: message.session, next, loaderId, hostId, maxCredits });
+        return NOTHING;
+      }
+      case 'refused': {
+        if (this.#state !== 'connecting') return NOTHING;
+        this.#emit({ type: 'refused', session: message.session, reason: message.reason, message: message.message });
+        if (message.reason === RefusalReason.Busy) {
+          this.#lastRefusal = message.message; // retried every helloRetryMs until connectTimeoutMs
+          return NOTHING;
+        }
+        const argument = { version: 'protocolVersion', job: 'job', rank: 'rank', resume: 'resume' }[message.reason];
+        this.#fail(new ArgumentError(argument, `the loader refused the hello: ${message.message}`));
+        return NOTHING;
+      }
+      case 'end-of-epoch':
+        return this.#accepted(this.window.acceptEnd(message.session, message.epoch, message.batches), { epoch: message.epoch, step: message.batches }, now);
+      case 'reset':
+        this.#emit({ type: 'reset', session: message.session, reason: message.reason });
+        return { outgoing: this.connect(now, 'reset'), readable: false };
+    }
+  }
+
+  /** Handles a data frame. */
+  onData(data: Uint8Array, now: number): ReceiverStep {
+    if (this.#state !== 'open') return NOTHING;
+    let frame;
+    try {
+      frame = decodeChunkFrame(data);
+    } catch (error) {
+      this.#emit({ type: 'malformed', subject: 'data', error: (error as Error).message });
+      return NOTHING;
+    }
+    return this.#accepted(this.window.acceptChunk(frame), frame, now);
+  }
+
+  /** The next item for the consumer, with the ack and credit to send for it. */
+  take(now: number): { item: Delivery | undefined; outgoing: Outgoing<'ctl'>[] } {
+    const item = this.window.take();
+    if (item === undefined || this.#state !== 'open') return { item, outgoing: [] };
+    this.#lastControlAt = now;
+    return { item, outgoing: this.#progressMessages() };
+  }
+
+  /** Timers: hello retries and the connect timeout, nacks when stalled, heartbeats. */
+  tick(now: number): Outgoing<'hello' | 'ctl'>[] {
+    if (this.#state === 'connecting') {
+      if (now - this.#connectingSince >= this.#o.connectTimeoutMs) {
+        const why = this.#lastRefusal === undefined ? 'no loader answered' : `the last answer: ${this.#lastRefusal}`;
+        this.#fail(
+          new TimeoutError(
+            `no welcome for job ${JSON.stringify(this.#o.job)} rank ${this.#o.rank} within ${this.#o.connectTimeoutMs} ms (connectTimeoutMs): ${why}`,
+          ),
+        );
+        return [];
+      }
+      return now - this.#helloSentAt >= this.#o.helloRetryMs ? this.connect(now, 'retry') : [];
+    }
+    if (this.#state !== 'open') return [];
+    const out: Outgoing<'ctl'>[] = [];
+    if (now - this.#lastProgressAt >= this.#o.resendAfterMs) {
+      this.#lastProgressAt = now;
+      const missing = this.window.missing();
+      if (missing !== undefined) {
+        const chunks = missing.chunks !== undefined && missing.chunks.length > 0 ? missing.chunks : undefined;
+        this.#emit({ type: 'nack', epoch: missing.epoch, step: missing.step, ...(chunks === undefined ? {} : { chunks }) });
+        out.push(
+          this.#message('ctl', {
+            type: 'nack',
+            version: PROTOCOL_VERSION,
+            session: this.#session,
+            epoch: missing.epoch,
+            step: missing.step,
+            ...(chunks === undefined ? {} : { chunks }),
+          }),
+        );
+      }
+    }
+    if (now - this.#lastControlAt >= this.#o.heartbeatMs) {
+      this.#lastControlAt = now;
+      out.push(...this.#progressMessages());
+    }
+    return out;
+  }
+
+  /** Leaves the stream: a `bye` when a session is open. */
+  close(): Outgoing<'ctl'>[] {
+    const wasOpen = this.#state === 'open';
+    if (this.#state !== 'failed') this.#state = 'closed';
+    return wasOpen ? [this.#message('ctl', { type: 'bye', version: PROTOCOL_VERSION, session: this.#session })] : [];
+  }
+
+  /** The cumulative ack (when something was consumed) and credit of the session. */
+  #progressMessages(): Outgoing<'ctl'>[] {
+    const out: Outgoing<'ctl'>[] = [];
+    const last = this.window.lastConsumed;
+    if (last !== null) {
+      out.push(this.#message('ctl', { type: 'ack', version: PROTOCOL_VERSION, session: this.#session, epoch: last.epoch, step: last.step }));
+    }
+    out.push(this.#message('ctl', { type: 'credit', version: PROTOCOL_VERSION, session: this.#session, granted: this.window.granted }));
+    return out;
+  }
+
+  #accepted(outcome: AcceptOutcome, at: Position, now: number): ReceiverStep {
+    switch (outcome.status) {
+      case 'stored':
+        this.#lastProgressAt = now;
+        return { outgoing: [], readable: outcome.readable };
+      case 'duplicate':
+        this.#emit({ type: 'duplicate', epoch: at.epoch, step: at.step });
+        return NOTHING;
+      case 'ignored':
+        return NOTHING;
+      case 'rejected':
+        this.#emit({ type: 'rejected', why: outcome.why });
+        return NOTHING;
+      case 'fatal':
+        this.#fail(new FormatError(`${outcome.why}; the stream cannot go on past ${formatPosition(at)}`));
+        return NOTHING;
+    }
+  }
+
+  #badWelcome(why: string): ReceiverStep {
+    this.#lastRefusal = why;
+    this.#emit({ type: 'rejected', why });
+    return NOTHING;
+  }
+
+  #fail(error: Error): void {
+    this.#state = 'failed';
+    this.#failure = error;
+    this.#emit({ type: 'failed', error: error.message });
+  }
+
+  #message<S extends 'hello' | 'ctl'>(subject: S, message: TrainerMessage): Outgoing<S> {
+    return { subject, bytes: encodeControlMessage(message) };
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The trainer's end of the shared-memory transport: reads the batch a {@link SegmentDescriptor}
+ * names from its ring's segment file. A descriptor comes over the network and is hostile until
+ * checked: its ring must be of the reader's job and rank, the file a regular file (no symlink),
+ * the bytes within the slot, and the generation the one the slot's header holds, checked before
+ * and after the bytes are read (the ring's seqlock, see shm-ring.ts), so a stale descriptor is an
+ * error and never silently yields a newer batch. The bytes are copied out by a positional read:
+ * Node has no safe `mmap`, and a copy cannot change under the caller after the slot is released.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { ArgumentError, FormatError } from '../../errors.ts';
+import { requireRank, requireSubjectToken } from '../subjects.ts';
+import { parseSegmentDescriptor, type SegmentDescriptor } from './descriptor.ts';
+import { decodeHeader, HEADER_BYTES, parseSegmentFileName, segmentFileName, SlotState, type SegmentHeader } from './segment-file.ts';
+
+/** Options of {@link ShmReader}. */
+export interface ShmReaderOptions {
+  /** The job whose rings the reader may open (a DNS label). */
+  readonly job: string;
+  /** The rank whose rings the reader may open. */
+  readonly rank: number;
+  /** Where the segment files live. Default `/dev/shm`. */
+  readonly directory?: string;
+}
+
+/**
+ * The slot no longer holds (or does not yet hold) the batch the descriptor names: it was
+ * released and rewritten, possibly while it was being read. The batch must come again.
+ */
+export class StaleDescriptorError extends FormatError {
+  /** The generation the descriptor names. */
+  readonly expected: number;
+  /** The generation the slot's header holds. */
+  readonly found: number;
+  constructor(where: string, expected: number, found: number, detail: string) {
+    super(`${where}: stale descriptor: it names generation ${expected} but the slot holds generation ${found}${detail}`);
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+const READ_NOFOLLOW = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
+
+async function readFully(handle: FileHandle, into: Buffer, position: number, where: string): Promise<void> {
+  let done = 0;
+  while (done < into.byteLength) {
+    const { bytesRead } = await handle.read(into, done, into.byteLength - done, position + done);
+    if (bytesRead === 0) throw new FormatError(`${where}: truncated: ${done} of ${into.byteLength} bytes at offset ${position}`);
+    done += bytesRead;
+  }
+}
+
+/**
+ * Reads batches out of a job's and rank's shared-memory rings by descriptor.
+ * @example
+ * const reader = new ShmReader({ job: 'mnist', rank: 0 });
+ * const bytes = await reader.read(JSON.parse(message));  // FormatError for a hostile or stale descriptor
+ * train(decodeBatch(bytes));
+ * ack();                                                 // the loader then releases the slot
+ */
+export class ShmReader {
+  readonly job: string;
+  readonly rank: number;
+  readonly directory: string;
+
+  constructor(options: ShmReaderOptions) {
+    if (typeof options !== 'object' || options === null) throw new ArgumentError('options', 'must be an object');
+    this.job = requireSubjectToken('job', options.job);
+    this.rank = requireRank('rank', options.rank);
+    const directory = options.directory ?? '/dev/shm';
+    if (typeof directory !== 'string' || directory.length === 0) throw new ArgumentError('directory', 'must be a non-empty path');
+    this.directory = directory;
+  }
+
+  /**
+   * Returns a copy of the batch `descriptor` names.
+   * @throws FormatError when the descriptor is malformed, of another job or rank, names a
+   * missing file or bytes outside the slot, or the checksum does not match;
+   * StaleDescriptorError (a FormatError) when the slot holds another generation.
+   */
+  async read(descriptor: SegmentDescriptor | unknown): Promise<Buffer> {
+    const d = parseSegmentDescriptor(descriptor);
+    const fileName = segmentFileName(d.ring, d.slot);
+    const name = parseSegmentFileName(fileName);
+    if (name === undefined || name.job !== this.job || name.rank !== this.rank) {
+      throw new FormatError(`segment descriptor: ring ${JSON.stringify(d.ring)} is not of job ${this.job} rank ${this.rank}`);
+    }
+    const where = `segment ${fileName}`;
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.directory, fileName), READ_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new FormatError(`${where} does not exist in ${this.directory} (the ring was closed, or the descriptor is wrong)`, { cause: error });
+      if (code === 'ELOOP') throw new FormatError(`${where} is a symbolic link, not a segment`, { cause: error });
+      throw error;
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new FormatError(`${where} is not a regular file`);
+      const header = await this.#header(handle, where);
+      this.#check(d, header, where);
+      if (HEADER_BYTES + header.capacity > stat.size) {
+        throw new FormatError(`${where}: the file has ${stat.size} bytes, less than the ${HEADER_BYTES + header.capacity} of its header and capacity`);
+      }
+      const bytes = Buffer.allocUnsafe(d.length);
+      await readFully(handle, bytes, d.offset, where);
+      const after = await this.#header(handle, where);
+      if (after.generation !== header.generation || after.state !== SlotState.Ready) {
+        throw new StaleDescriptorError(where, d.generation, after.generation, ' (it was rewritten while being read)');
+      }
+      if (d.checksum !== undefined && crc32(bytes) !== d.checksum) {
+        throw new FormatError(`${where}: the batch's CRC-32 ${crc32(bytes)} does not match the descriptor's ${d.checksum}`);
+      }
+      return bytes;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #header(handle: FileHandle, where: string): Promise<SegmentHeader> {
+    const bytes = Buffer.alloc(HEADER_BYTES);
+    await readFully(handle, bytes, 0, where);
+    return decodeHeader(bytes, where);
+  }
+
+  #check(d: SegmentDescriptor, header: SegmentHeader, where: string): void {
+    if (header.slot !== d.slot) throw new FormatError(`${where}: the header is of slot ${header.slot}, the descriptor names slot ${d.slot}`);
+    if (header.generation !== d.generation) {
+      const detail = header.generation < d.generation ? ' (the descriptor is from the future: forged, or of an older ring of that name)' : ' (the batch was released and the slot rewritten)';
+      throw new StaleDescriptorError(where, d.generation, header.generation, detail);
+    }
+    if (header.state !== SlotState.Ready) throw new StaleDescriptorError(where, d.generation, header.generation, ' (being rewritten)');
+    if (d.offset !== HEADER_BYTES || d.length !== header.length) {
+      throw new FormatError(
+        `${where}: the descriptor names bytes [${d.offset}, ${d.offset + d.length}) but the slot holds a batch at [${HEADER_BYTES}, ${HEADER_BYTES + header.length})`,
+      );
+    }
+    if (d.checksum !== undefined && d.checksum !== header.crc32) {
+      throw new FormatError(`${where}: the descriptor's checksum ${d.checksum} is not the slot's ${header.crc32}`);
+    }
+  }
+}
