@@ -9,7 +9,31 @@ import { hostname } from 'node:os';
 import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
 import { requireInt } from '@shardline/core/internal';
 import { Events, type Msg, type NatsConnection, type Status, type Subscription } from 'nats';
-import { type BatchSource, type CallOptions, type DeliveredBatch, type Delivery, deliverySubjects, type DeliverySubjects, MAX_U32, onAbort, type Outgoing, type Position, type ReceiverEvent, ReceiverProtocol, type ReceiverState, requireId, requirePosition, requireRank, requireSubjectToken, safeId, type StreamScope, withoutUndefined } from '@shardline/core/protocol';
+import {
+  MAX_U32,
+  ReceiverProtocol,
+  ShmReader,
+  deliverySubjects,
+  onAbort,
+  requireId,
+  requirePosition,
+  requireRank,
+  requireSubjectToken,
+  safeId,
+  withoutUndefined,
+  type BatchSource,
+  type CallOptions,
+  type DeliveredBatch,
+  type Delivery,
+  type DeliverySubjects,
+  type Outgoing,
+  type Position,
+  type ReceiverEvent,
+  type ReceiverState,
+  type ShmFrame,
+  type StreamScope,
+  type Transport,
+} from '@shardline/core/protocol';
 
 /** Options of {@link BatchReceiver.connect}. */
 export interface BatchReceiverOptions extends StreamScope {
@@ -19,8 +43,17 @@ export interface BatchReceiverOptions extends StreamScope {
    * (default `<hostname>-rank-<rank>`, stable across restarts on one host).
    */
   clientId?: string;
-  /** This trainer's host, for a later shared-memory transport (default the hostname). */
+  /**
+   * This trainer's host (default the hostname). Shared memory is used only when it equals the
+   * loader's hostId: in Kubernetes set both to the node name (downward API `spec.nodeName`).
+   */
   hostId?: string;
+  /**
+   * Offer to read batches from the loader's shared-memory segments (default true, in
+   * `/dev/shm`): used when the loader is on the same host and has a ring; if a segment cannot be
+   * read (the folder is not shared with the loader), the stream goes on over NATS.
+   */
+  shm?: boolean | { directory?: string };
   /** Batches buffered at most, ready or in reassembly: the credit window (default 4). */
   window?: number;
   /** Largest batch accepted, in bytes (default 64 MiB); a larger one fails the stream. */
@@ -38,7 +71,7 @@ export interface BatchReceiverOptions extends StreamScope {
   helloRetryMs?: number;
   /** How long a hello may go unanswered, or keep being refused as busy, before the stream fails (default 30 s). */
   connectTimeoutMs?: number;
-  /** Every protocol event (sessions, nacks, duplicates, malformed messages), for logs and metrics. */
+  /** Every protocol event (sessions, nacks, duplicates, malformed messages, a shared-memory fallback), for logs and metrics. */
   onEvent?: (event: ReceiverEvent) => void;
   /** Called once per read with how long the consumer waited for the item, in ms (0 when one was ready): the data-wait histogram. */
   onWait?: (ms: number) => void;
@@ -48,6 +81,7 @@ export interface BatchReceiverOptions extends StreamScope {
 export function batchReceiverDefaults(): Required<Omit<BatchReceiverOptions, keyof StreamScope | 'onEvent' | 'onWait' | 'clientId'>> {
   return {
     hostId: safeId(hostname()),
+    shm: true,
     window: 4,
     maxBatchBytes: 64 * 1024 * 1024,
     resume: null,
@@ -75,6 +109,9 @@ export interface BatchReceiverStats {
   /** Total time reads waited, in ms, and how many reads there were. */
   readonly waitMs: number;
   readonly reads: number;
+  /** How the open session's batches travel, and how many batches came through shared memory. */
+  readonly transport: Transport;
+  readonly shmBatches: number;
 }
 
 interface Reader {
@@ -111,11 +148,14 @@ export class BatchReceiver implements BatchSource {
   #rejected = 0;
   #waitMs = 0;
   #reads = 0;
+  #shmBatches = 0;
+  readonly #shm: ShmReader | undefined;
 
   private constructor(nc: NatsConnection, o: BatchReceiverOptions & ReturnType<typeof batchReceiverDefaults> & { clientId: string }) {
     this.#nc = nc;
     this.subjects = deliverySubjects(o);
     this.#onWait = o.onWait ?? (() => {});
+    this.#shm = o.shm === false ? undefined : new ShmReader({ job: o.job, rank: o.rank, ...(o.shm === true || o.shm.directory === undefined ? {} : { directory: o.shm.directory }) });
     const emit = o.onEvent ?? (() => {});
     this.#protocol = new ReceiverProtocol({
       job: o.job,
@@ -129,6 +169,7 @@ export class BatchReceiver implements BatchSource {
       heartbeatMs: o.heartbeatMs,
       helloRetryMs: o.helloRetryMs,
       connectTimeoutMs: o.connectTimeoutMs,
+      shm: this.#shm !== undefined,
       onEvent: (event) => {
         if (event.type === 'hello') this.#hellos++;
         else if (event.type === 'nack') this.#nacks++;
@@ -157,6 +198,9 @@ export class BatchReceiver implements BatchSource {
     requireSubjectToken('job', o.job);
     requireId('clientId', o.clientId);
     requireId('hostId', o.hostId);
+    if (typeof o.shm !== 'boolean' && (typeof o.shm !== 'object' || o.shm === null || (o.shm.directory !== undefined && (typeof o.shm.directory !== 'string' || o.shm.directory === '')))) {
+      throw new ArgumentError('shm', `must be true, false or { directory: a non-empty path }, got ${JSON.stringify(o.shm)}`);
+    }
     requireInt('window', o.window, { min: 1, max: 1_000_000 });
     requireInt('maxBatchBytes', o.maxBatchBytes, { min: 1, max: MAX_U32 });
     if (o.resume !== null) requirePosition('resume', o.resume);
@@ -266,6 +310,8 @@ export class BatchReceiver implements BatchSource {
       rejected: this.#rejected,
       waitMs: this.#waitMs,
       reads: this.#reads,
+      transport: this.#protocol.transport,
+      shmBatches: this.#shmBatches,
     };
   }
 
@@ -297,6 +343,26 @@ export class BatchReceiver implements BatchSource {
     this.#publish(step.outgoing);
     this.#afterStep();
     if (step.readable) this.#serve();
+    if (step.shm !== undefined) this.#readShm(step.shm);
+  }
+
+  /** Reads a batch that a descriptor frame names from shared memory; on failure the stream goes on over NATS. */
+  #readShm(frame: ShmFrame): void {
+    this.#shm!.read(frame.descriptor).then(
+      (bytes) => {
+        if (this.#closed !== undefined) return;
+        this.#shmBatches++;
+        const step = this.#protocol.onShmBatch(frame, bytes, performance.now());
+        this.#publish(step.outgoing);
+        this.#afterStep();
+        if (step.readable) this.#serve();
+      },
+      (error: unknown) => {
+        if (this.#closed !== undefined) return;
+        this.#publish(this.#protocol.shmFailed(frame, error as Error, performance.now()));
+        this.#afterStep();
+      },
+    );
   }
 
   #tick(): void {
@@ -334,6 +400,7 @@ export class BatchReceiver implements BatchSource {
         this.#delivered++;
         this.#deliveredBytes += item.bytes.byteLength;
       }
+      this.#protocol.addWait(waited / 1000);
       this.#onWait(waited);
       reader.resolve(item);
     }

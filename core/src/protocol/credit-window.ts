@@ -15,11 +15,20 @@
  */
 import { ArgumentError } from '../errors.ts';
 import { RefusalReason, type Hello } from './messages.ts';
+import type { SegmentDescriptor } from './shm/descriptor.ts';
 import { comparePositions, formatPosition, successor, type Position } from './position.ts';
 
 /** An item of the stream as the window holds it. */
 export type StreamItem =
-  | { readonly kind: 'batch'; readonly epoch: number; readonly step: number; readonly sampleIds: readonly number[]; readonly bytes: Uint8Array }
+  | {
+      readonly kind: 'batch';
+      readonly epoch: number;
+      readonly step: number;
+      readonly sampleIds: readonly number[];
+      readonly bytes: Uint8Array;
+      /** Where a copy of `bytes` lies in shared memory, when the loader placed one there (sent as a descriptor in shm sessions). */
+      readonly shm?: SegmentDescriptor;
+    }
   | { readonly kind: 'end'; readonly epoch: number; readonly batches: number };
 
 /** The position of an item: `(epoch, step)` of a batch, `(epoch, batches)` of an end marker. */

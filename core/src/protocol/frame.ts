@@ -8,12 +8,17 @@
  */
 import { ArgumentError, FormatError } from '../errors.ts';
 import { MAX_U32 } from './position.ts';
+import { parseSegmentDescriptor, type SegmentDescriptor } from './shm/descriptor.ts';
 import { SUBJECT_TOKEN } from './subjects.ts';
 
 /** First bytes of every frame: ASCII `SL`. */
 export const FRAME_MAGIC = 0x4c53; // read little-endian: 0x53 'S', 0x4c 'L'
-/** The `kind` byte of a batch chunk (the only kind of protocol version 1). */
+/** The `kind` byte of a batch chunk. */
 export const FRAME_KIND_CHUNK = 1;
+/** The `kind` byte of a shared-memory descriptor frame (sessions whose welcome said `transport: "shm"`). */
+export const FRAME_KIND_SHM = 2;
+/** Largest descriptor a shared-memory frame may carry, in bytes (a real one is under 200). */
+export const MAX_SHM_DESCRIPTOR_BYTES = 512;
 /** Bytes of the prefix before the job name. */
 export const FRAME_FIXED_BYTES = 37;
 
@@ -37,6 +42,14 @@ export interface ChunkHeader {
 /** A decoded frame; `payload` is a view into the message bytes (copy it to keep it). */
 export interface ChunkFrame extends ChunkHeader {
   readonly payload: Uint8Array;
+}
+
+/** The header of a shared-memory frame: a batch's place and size (it is one chunk). */
+export type ShmFrameHeader = Omit<ChunkHeader, 'index' | 'count' | 'chunkSize'>;
+
+/** A decoded shared-memory frame: where the batch is, and the segment that holds its bytes. */
+export interface ShmFrame extends ShmFrameHeader {
+  readonly descriptor: SegmentDescriptor;
 }
 
 /** How a batch of `totalBytes` is cut. */
@@ -84,12 +97,36 @@ export function encodeChunkFrame(header: ChunkHeader, batch: Uint8Array): Uint8A
   }
   checkHeader(header, (why) => new ArgumentError('header', why));
   const [begin, end] = chunkRange(header);
+  const frame = framePrefix(FRAME_KIND_CHUNK, header, end - begin);
+  frame.set(batch.subarray(begin, end), frameHeaderBytes(header.job));
+  return frame;
+}
+
+/**
+ * A shared-memory frame: the prefix of a one-chunk batch of `header.totalBytes` bytes, then the
+ * descriptor of the segment that holds them (JSON, at most {@link MAX_SHM_DESCRIPTOR_BYTES}).
+ */
+export function encodeShmFrame(header: ShmFrameHeader, descriptor: SegmentDescriptor): Uint8Array {
+  const full = { ...header, index: 0, count: 1, chunkSize: header.totalBytes };
+  checkHeader(full, (why) => new ArgumentError('header', why));
+  if (descriptor.length !== header.totalBytes) {
+    throw new ArgumentError('descriptor', `names ${descriptor.length} bytes, the header says ${header.totalBytes}`);
+  }
+  const json = new TextEncoder().encode(JSON.stringify(descriptor));
+  if (json.byteLength > MAX_SHM_DESCRIPTOR_BYTES) throw new ArgumentError('descriptor', `${json.byteLength} bytes of JSON is over ${MAX_SHM_DESCRIPTOR_BYTES}`);
+  const frame = framePrefix(FRAME_KIND_SHM, full, json.byteLength);
+  frame.set(json, frameHeaderBytes(header.job));
+  return frame;
+}
+
+/** A frame's prefix for `header`, with room for `payloadBytes` after it. */
+function framePrefix(kind: number, header: ChunkHeader, payloadBytes: number): Uint8Array {
   const prefix = frameHeaderBytes(header.job);
-  const frame = new Uint8Array(prefix + (end - begin));
+  const frame = new Uint8Array(prefix + payloadBytes);
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   view.setUint16(0, FRAME_MAGIC, true);
   view.setUint8(2, 1);
-  view.setUint8(3, FRAME_KIND_CHUNK);
+  view.setUint8(3, kind);
   view.setUint32(4, header.session, true);
   view.setUint32(8, header.rank, true);
   view.setUint32(12, header.epoch, true);
@@ -100,7 +137,6 @@ export function encodeChunkFrame(header: ChunkHeader, batch: Uint8Array): Uint8A
   view.setUint32(32, header.totalBytes, true);
   view.setUint8(36, header.job.length);
   for (let i = 0; i < header.job.length; i++) frame[FRAME_FIXED_BYTES + i] = header.job.charCodeAt(i);
-  frame.set(batch.subarray(begin, end), prefix);
   return frame;
 }
 
@@ -111,6 +147,49 @@ export function encodeChunkFrame(header: ChunkHeader, batch: Uint8Array): Uint8A
  * match the total, or a payload of the wrong length.
  */
 export function decodeChunkFrame(data: Uint8Array): ChunkFrame {
+  const { header, payload, kind } = decodePrefix(data);
+  if (kind !== FRAME_KIND_CHUNK) throw new FormatError(`data frame: kind ${kind} is not a batch chunk (1)`);
+  const [begin, end] = chunkRange(header);
+  if (payload.byteLength !== end - begin) {
+    throw new FormatError(
+      `data frame: chunk ${header.index} of ${header.count} must carry ${end - begin} bytes, got ${payload.byteLength}`,
+    );
+  }
+  return { ...header, payload };
+}
+
+/**
+ * Reads a shared-memory frame: the batch's place and size, and the descriptor of the segment
+ * that holds it (checked by parseSegmentDescriptor; the length must be the header's).
+ * @throws FormatError naming what is wrong, whatever the bytes.
+ */
+export function decodeShmFrame(data: Uint8Array): ShmFrame {
+  const { header, payload, kind } = decodePrefix(data);
+  if (kind !== FRAME_KIND_SHM) throw new FormatError(`data frame: kind ${kind} is not a shared-memory descriptor (2)`);
+  if (header.count !== 1) throw new FormatError(`data frame: a shared-memory frame must say 1 chunk, got ${header.count}`);
+  if (payload.byteLength > MAX_SHM_DESCRIPTOR_BYTES) {
+    throw new FormatError(`data frame: a ${payload.byteLength}-byte descriptor is over ${MAX_SHM_DESCRIPTOR_BYTES} bytes`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (error) {
+    throw new FormatError(`data frame: the shared-memory descriptor is not JSON (${(error as Error).message})`, { cause: error });
+  }
+  const descriptor = parseSegmentDescriptor(value);
+  if (descriptor.length !== header.totalBytes) {
+    throw new FormatError(`data frame: the descriptor names ${descriptor.length} bytes, the header says ${header.totalBytes}`);
+  }
+  const { session, job, rank, epoch, step, totalBytes } = header;
+  return { session, job, rank, epoch, step, totalBytes, descriptor };
+}
+
+/** The `kind` byte of a frame (0 when it is too short to have one); decode it with the kind's function. */
+export function frameKind(data: Uint8Array): number {
+  return data instanceof Uint8Array && data.byteLength >= 4 ? data[3]! : 0;
+}
+
+function decodePrefix(data: Uint8Array): { header: ChunkHeader; payload: Uint8Array; kind: number } {
   if (!(data instanceof Uint8Array)) throw new FormatError('data frame: must be bytes');
   if (data.byteLength < FRAME_FIXED_BYTES) {
     throw new FormatError(`data frame: ${data.byteLength} bytes is shorter than the ${FRAME_FIXED_BYTES}-byte prefix`);
@@ -120,7 +199,9 @@ export function decodeChunkFrame(data: Uint8Array): ChunkFrame {
   const version = view.getUint8(2);
   if (version !== 1) throw new FormatError(`data frame: protocol version ${version} is not supported (this side speaks 1)`);
   const kind = view.getUint8(3);
-  if (kind !== FRAME_KIND_CHUNK) throw new FormatError(`data frame: kind ${kind} is unknown (1 is a batch chunk)`);
+  if (kind !== FRAME_KIND_CHUNK && kind !== FRAME_KIND_SHM) {
+    throw new FormatError(`data frame: kind ${kind} is unknown (1 is a batch chunk, 2 a shared-memory descriptor)`);
+  }
   const jobLength = view.getUint8(36);
   const prefix = FRAME_FIXED_BYTES + jobLength;
   if (data.byteLength < prefix) {
@@ -140,14 +221,7 @@ export function decodeChunkFrame(data: Uint8Array): ChunkFrame {
     totalBytes: view.getUint32(32, true),
   };
   checkHeader(header, (why) => new FormatError(`data frame: ${why}`));
-  const [begin, end] = chunkRange(header);
-  const payload = data.subarray(prefix);
-  if (payload.byteLength !== end - begin) {
-    throw new FormatError(
-      `data frame: chunk ${header.index} of ${header.count} must carry ${end - begin} bytes, got ${payload.byteLength}`,
-    );
-  }
-  return { ...header, payload };
+  return { header, payload: data.subarray(prefix), kind };
 }
 
 function checkHeader(h: ChunkHeader, fail: (why: string) => Error): void {

@@ -17,14 +17,27 @@ export {
   PROTOCOL_VERSION,
   RefusalReason,
   TRAINER_MESSAGE_TYPES,
+  Transport,
   VersionMismatchError,
   decodeControlMessage,
   encodeControlMessage,
   newSessionId,
 } from './messages.ts';
 export type { Ack, Bye, ControlMessage, Credit, EndOfEpoch, Hello, LoaderMessage, Nack, Refused, Reset, TrainerMessage, Welcome } from './messages.ts';
-export { FRAME_FIXED_BYTES, chunkLayout, decodeChunkFrame, encodeChunkFrame, frameHeaderBytes } from './frame.ts';
-export type { ChunkFrame, ChunkHeader, ChunkLayout } from './frame.ts';
+export {
+  FRAME_FIXED_BYTES,
+  FRAME_KIND_CHUNK,
+  FRAME_KIND_SHM,
+  MAX_SHM_DESCRIPTOR_BYTES,
+  chunkLayout,
+  decodeChunkFrame,
+  decodeShmFrame,
+  encodeChunkFrame,
+  encodeShmFrame,
+  frameHeaderBytes,
+  frameKind,
+} from './frame.ts';
+export type { ChunkFrame, ChunkHeader, ChunkLayout, ShmFrame, ShmFrameHeader } from './frame.ts';
 export { CreditWindow, itemPosition } from './credit-window.ts';
 export type { AckOutcome, CreditOutcome, CreditWindowOptions, HelloOutcome, HelloRequest, NackOutcome, SessionInfo, StreamItem } from './credit-window.ts';
 export { MAX_CHUNKS_PER_BATCH, ReceiveWindow } from './receive-window.ts';

@@ -54,6 +54,8 @@ export interface Hello {
   readonly credits: number;
   /** The first item the trainer needs, or null for "where my last ack left off". */
   readonly resume: Position | null;
+  /** The trainer can read batches from shared-memory segments on its host (optional; absent: no). */
+  readonly shm?: boolean;
 }
 
 /** Loader → trainer on `events`: the session is open; items follow from `next`. */
@@ -71,7 +73,16 @@ export interface Welcome {
   readonly maxBatchBytes: number;
   readonly loaderId: string;
   readonly hostId: string;
+  /**
+   * How the session's batches travel: `nats` (chunk frames) or `shm` (descriptor frames naming
+   * shared-memory segments; only when the hello offered it from the loader's host). Absent: `nats`.
+   */
+  readonly transport?: Transport;
 }
+
+/** How a session's batch bytes travel. */
+export const Transport = { Nats: 'nats', Shm: 'shm' } as const;
+export type Transport = (typeof Transport)[keyof typeof Transport];
 
 /** Loader → trainer on `events`: the hello was refused. Readable whatever its `version`. */
 export interface Refused {
@@ -91,6 +102,11 @@ export interface Credit {
   readonly version: number;
   readonly session: number;
   readonly granted: number;
+  /**
+   * Seconds the trainer's consumer waited for batches in this session so far (cumulative,
+   * optional): the loader turns it into its trainer-wait metric.
+   */
+  readonly waitedSeconds?: number;
 }
 
 /** Trainer → loader on `ctl`: every item up to and including `(epoch, step)` was consumed (cumulative). */
@@ -159,6 +175,7 @@ const schemas: { readonly [K in ControlType]: z.ZodType<Extract<ControlMessage, 
     hostId: id,
     credits: u32,
     resume: position.nullable(),
+    shm: z.boolean().optional(),
   }),
   welcome: z.object({
     type: z.literal('welcome'),
@@ -171,6 +188,7 @@ const schemas: { readonly [K in ControlType]: z.ZodType<Extract<ControlMessage, 
     maxBatchBytes: u32,
     loaderId: id,
     hostId: id,
+    transport: z.enum([Transport.Nats, Transport.Shm]).optional(),
   }),
   refused: z.object({
     type: z.literal('refused'),
@@ -181,7 +199,14 @@ const schemas: { readonly [K in ControlType]: z.ZodType<Extract<ControlMessage, 
     message: z.string().max(1024),
     supportedVersions: z.array(u32).max(16),
   }),
-  credit: z.object({ type: z.literal('credit'), version, session: sessionId, granted: z.int().min(0) }),
+  credit: z.object({
+    type: z.literal('credit'),
+    version,
+    session: sessionId,
+    granted: z.int().min(0),
+    // At most ~31.7 years: a larger value is a bug or an attack, never a wait.
+    waitedSeconds: z.number().min(0).max(1e9).optional(),
+  }),
   ack: z.object({ type: z.literal('ack'), version, session: sessionId, epoch: u32, step: u32 }),
   nack: z.object({
     type: z.literal('nack'),

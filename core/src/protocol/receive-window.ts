@@ -175,8 +175,8 @@ export class ReceiveWindow {
     return 'ok';
   }
 
-  /** Stores one received chunk (its payload is copied). */
-  acceptChunk(frame: ChunkFrame): AcceptOutcome {
+  /** Stores one received chunk (its payload is copied, unless `adopt` hands over a one-chunk batch's buffer). */
+  acceptChunk(frame: ChunkFrame, options: { readonly adopt?: boolean } = {}): AcceptOutcome {
     if (frame.session !== this.#session || !this.#welcomed) return { status: 'ignored' };
     if (frame.job !== this.job || frame.rank !== this.rank) {
       return { status: 'rejected', why: `frame is for job ${JSON.stringify(frame.job)} rank ${frame.rank}, this stream is job ${JSON.stringify(this.job)} rank ${this.rank}` };
@@ -204,7 +204,8 @@ export class ReceiveWindow {
         position,
         count: frame.count,
         chunkSize: frame.chunkSize,
-        bytes: new Uint8Array(frame.totalBytes),
+        // A whole batch in a buffer the caller hands over (read from shared memory) is kept as it is.
+        bytes: options.adopt === true && frame.count === 1 ? frame.payload : new Uint8Array(frame.totalBytes),
         have: new Uint8Array(frame.count),
         received: 0,
       };
@@ -218,7 +219,7 @@ export class ReceiveWindow {
       };
     }
     if (entry.received === entry.count || entry.have[frame.index] === 1) return { status: 'duplicate' };
-    entry.bytes.set(frame.payload, frame.index * frame.chunkSize);
+    if (entry.bytes !== frame.payload) entry.bytes.set(frame.payload, frame.index * frame.chunkSize);
     entry.have[frame.index] = 1;
     entry.received++;
     return { status: 'stored', readable: entry.received === entry.count && this.#advance() };

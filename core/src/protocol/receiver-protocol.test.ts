@@ -90,13 +90,13 @@ test('when open: a nack after resendAfterMs of silence, no faster; a heartbeat c
   assert.deepEqual(p.tick(200), []);
   const out = decode(p.tick(260));
   assert.deepEqual(out[0], { type: 'nack', version: 1, session: p.session, epoch: 0, step: 0, chunks: [1] });
-  assert.deepEqual(out[1], { type: 'credit', version: 1, session: p.session, granted: 2 }, 'the heartbeat');
+  assert.deepEqual(out[1], { type: 'credit', version: 1, session: p.session, granted: 2, waitedSeconds: 0 }, 'the heartbeat');
   p.onData(encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 0, index: 1, count: 2, chunkSize: 4, totalBytes: 8 }, bytes), 270);
   const { item, outgoing } = p.take(280);
   assert.equal(item?.type, 'batch');
   assert.deepEqual(decode(outgoing), [
     { type: 'ack', version: 1, session: p.session, epoch: 0, step: 0 },
-    { type: 'credit', version: 1, session: p.session, granted: 3 },
+    { type: 'credit', version: 1, session: p.session, granted: 3, waitedSeconds: 0 },
   ]);
   assert.deepEqual(decode(p.close()), [{ type: 'bye', version: 1, session: p.session }]);
   assert.equal(p.state, 'closed');

@@ -9,11 +9,12 @@
  */
 import { ArgumentError, FormatError, TimeoutError } from '../errors.ts';
 import type { Delivery } from './batch-transport.ts';
-import { decodeChunkFrame } from './frame.ts';
+import { FRAME_KIND_SHM, decodeChunkFrame, decodeShmFrame, frameKind, type ShmFrame } from './frame.ts';
 import {
   LOADER_MESSAGE_TYPES,
   PROTOCOL_VERSION,
   RefusalReason,
+  Transport,
   decodeControlMessage,
   encodeControlMessage,
   newSessionId,
@@ -26,7 +27,9 @@ import type { Outgoing } from './sender-protocol.ts';
 /** What happened on the trainer's end, for logs and metrics. */
 export type ReceiverEvent =
   | { type: 'hello'; session: number; resume: Position | null; credits: number; why: HelloReason }
-  | { type: 'welcome'; session: number; next: Position; loaderId: string; hostId: string; maxCredits: number }
+  | { type: 'welcome'; session: number; next: Position; loaderId: string; hostId: string; maxCredits: number; transport: Transport }
+  /** Reading a batch from shared memory failed: the stream goes on over NATS (a new session without the shm offer). */
+  | { type: 'shm-failed'; error: string }
   | { type: 'refused'; session: number; reason: RefusalReason; message: string }
   | { type: 'reset'; session: number; reason: string }
   | { type: 'nack'; epoch: number; step: number; chunks?: readonly number[] }
@@ -54,6 +57,8 @@ export interface ReceiverProtocolOptions {
   readonly heartbeatMs: number;
   readonly helloRetryMs: number;
   readonly connectTimeoutMs: number;
+  /** Offer to read batches from shared memory (the loader decides; default false). */
+  readonly shm?: boolean;
   readonly onEvent?: (event: ReceiverEvent) => void;
 }
 
@@ -61,6 +66,8 @@ export interface ReceiverProtocolOptions {
 export interface ReceiverStep {
   readonly outgoing: Outgoing<'hello' | 'ctl'>[];
   readonly readable: boolean;
+  /** A batch to read from shared memory, then hand to {@link ReceiverProtocol.onShmBatch} (or, on failure, to `shmFailed`). */
+  readonly shm?: ShmFrame;
 }
 
 const NOTHING: ReceiverStep = { outgoing: [], readable: false };
@@ -78,10 +85,15 @@ export class ReceiverProtocol {
   #lastRefusal: string | undefined;
   #lastProgressAt = 0;
   #lastControlAt = 0;
+  #shmOffered: boolean;
+  #transport: Transport = Transport.Nats;
+  /** Seconds the consumer waited in the current session (reported with each credit). */
+  #waited = 0;
 
   constructor(options: ReceiverProtocolOptions) {
     this.#o = options;
     this.#emit = options.onEvent ?? (() => {});
+    this.#shmOffered = options.shm === true;
     this.window = new ReceiveWindow({
       job: options.job,
       rank: options.rank,
@@ -104,6 +116,16 @@ export class ReceiverProtocol {
     return this.#session;
   }
 
+  /** How the open session's batches travel. */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /** Adds to the wait reported to the loader with the next credit. */
+  addWait(seconds: number): void {
+    if (Number.isFinite(seconds) && seconds > 0) this.#waited += seconds;
+  }
+
   /**
    * Starts a new session: drops what was received and not consumed and says hello from the
    * consumer's position. Used to start, after the connection came back, and on a `reset`.
@@ -116,6 +138,8 @@ export class ReceiverProtocol {
     }
     this.#state = 'connecting';
     this.#session = newSessionId(this.#session);
+    this.#transport = Transport.Nats;
+    this.#waited = 0;
     const { resume, credits } = this.window.begin(this.#session);
     this.#helloSentAt = now;
     this.#emit({ type: 'hello', session: this.#session, resume, credits, why });
@@ -130,6 +154,7 @@ export class ReceiverProtocol {
         hostId: this.#o.hostId,
         credits,
         resume,
+        ...(this.#shmOffered ? { shm: true } : {}),
       }),
     ];
   }
@@ -159,8 +184,10 @@ export class ReceiverProtocol {
         this.#state = 'open';
         this.#lastProgressAt = now;
         this.#lastControlAt = now;
+        // Only what the hello offered: a loader cannot push a trainer onto shared memory.
+        this.#transport = this.#shmOffered && message.transport === Transport.Shm ? Transport.Shm : Transport.Nats;
         const { next, loaderId, hostId, maxCredits } = message;
-        this.#emit({ type: 'welcome', session: message.session, next, loaderId, hostId, maxCredits });
+        this.#emit({ type: 'welcome', session: message.session, next, loaderId, hostId, maxCredits, transport: this.#transport });
         return NOTHING;
       }
       case 'refused': {
@@ -185,6 +212,7 @@ export class ReceiverProtocol {
   /** Handles a data frame. */
   onData(data: Uint8Array, now: number): ReceiverStep {
     if (this.#state !== 'open') return NOTHING;
+    if (frameKind(data) === FRAME_KIND_SHM) return this.#onShmFrame(data);
     let frame;
     try {
       frame = decodeChunkFrame(data);
@@ -193,6 +221,31 @@ export class ReceiverProtocol {
       return NOTHING;
     }
     return this.#accepted(this.window.acceptChunk(frame), frame, now);
+  }
+
+  /**
+   * Takes a batch read from shared memory for a frame that onData returned (`step.shm`). The
+   * buffer is kept as the batch's bytes (not copied).
+   */
+  onShmBatch(frame: ShmFrame, bytes: Uint8Array, now: number): ReceiverStep {
+    if (this.#state !== 'open' || frame.session !== this.#session) return NOTHING;
+    if (bytes.byteLength !== frame.totalBytes) {
+      this.#emit({ type: 'rejected', why: `shared memory gave ${bytes.byteLength} bytes for the batch at ${formatPosition(frame)}, its frame says ${frame.totalBytes}` });
+      return NOTHING;
+    }
+    const chunk = { ...frame, index: 0, count: 1, chunkSize: frame.totalBytes, payload: bytes };
+    return this.#accepted(this.window.acceptChunk(chunk, { adopt: true }), frame, now);
+  }
+
+  /**
+   * Reading from shared memory failed (the trainer does not see the loader's segments, or they
+   * are gone): stops offering it and starts a new session over NATS. Returns the hello to send.
+   */
+  shmFailed(frame: ShmFrame, error: Error, now: number): Outgoing<'hello'>[] {
+    if (this.#state !== 'open' || frame.session !== this.#session || !this.#shmOffered) return [];
+    this.#shmOffered = false;
+    this.#emit({ type: 'shm-failed', error: error.message });
+    return this.connect(now, 'reconnect');
   }
 
   /** The next item for the consumer, with the ack and credit to send for it. */
@@ -258,8 +311,29 @@ export class ReceiverProtocol {
     if (last !== null) {
       out.push(this.#message('ctl', { type: 'ack', version: PROTOCOL_VERSION, session: this.#session, epoch: last.epoch, step: last.step }));
     }
-    out.push(this.#message('ctl', { type: 'credit', version: PROTOCOL_VERSION, session: this.#session, granted: this.window.granted }));
+    const waitedSeconds = Math.min(Math.round(this.#waited * 1e6) / 1e6, 1e9);
+    out.push(this.#message('ctl', { type: 'credit', version: PROTOCOL_VERSION, session: this.#session, granted: this.window.granted, waitedSeconds }));
     return out;
+  }
+
+  #onShmFrame(data: Uint8Array): ReceiverStep {
+    let frame;
+    try {
+      frame = decodeShmFrame(data);
+    } catch (error) {
+      this.#emit({ type: 'malformed', subject: 'data', error: (error as Error).message });
+      return NOTHING;
+    }
+    if (frame.session !== this.#session) return NOTHING;
+    if (this.#transport !== Transport.Shm) {
+      this.#emit({ type: 'rejected', why: `a shared-memory frame for ${formatPosition(frame)} in a session whose transport is ${this.#transport}` });
+      return NOTHING;
+    }
+    if (frame.job !== this.#o.job || frame.rank !== this.#o.rank) {
+      this.#emit({ type: 'rejected', why: `frame is for job ${JSON.stringify(frame.job)} rank ${frame.rank}, this stream is job ${JSON.stringify(this.#o.job)} rank ${this.#o.rank}` });
+      return NOTHING;
+    }
+    return { outgoing: [], readable: false, shm: frame };
   }
 
   #accepted(outcome: AcceptOutcome, at: Position, now: number): ReceiverStep {

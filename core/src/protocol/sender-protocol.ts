@@ -6,11 +6,12 @@
  */
 import { ArgumentError } from '../errors.ts';
 import { CreditWindow, type StreamItem } from './credit-window.ts';
-import { chunkLayout, encodeChunkFrame } from './frame.ts';
+import { chunkLayout, encodeChunkFrame, encodeShmFrame } from './frame.ts';
 import {
   PROTOCOL_VERSION,
   RefusalReason,
   TRAINER_MESSAGE_TYPES,
+  Transport,
   VersionMismatchError,
   decodeControlMessage,
   describeValue,
@@ -28,7 +29,7 @@ export interface Outgoing<S extends keyof DeliverySubjects = keyof DeliverySubje
 
 /** What happened on the loader's end, for logs and metrics (one event per line). */
 export type SenderEvent =
-  | { type: 'welcome'; session: number; clientId: string; hostId: string; next: Position; credits: number; repeated: boolean }
+  | { type: 'welcome'; session: number; clientId: string; hostId: string; next: Position; credits: number; repeated: boolean; transport: Transport }
   | { type: 'refused'; session: number; clientId?: string; reason: RefusalReason; message: string }
   | { type: 'bye'; session: number }
   | { type: 'credit-clamped'; session: number; requested: number; allowed: number }
@@ -38,8 +39,13 @@ export type SenderEvent =
   | { type: 'ignored'; message: 'ack' | 'nack'; epoch: number; step: number; why: string }
   | { type: 'unknown-session'; session: number; messageType: string; resetSent: boolean }
   | { type: 'malformed'; subject: 'hello' | 'ctl'; error: string }
+  /** The trainer reported `seconds` more of waiting for batches (its credits carry the session's total). */
+  | { type: 'trainer-wait'; session: number; seconds: number }
   /** The transport failed to publish or deliver (reported by the NATS adapter). */
-  | { type: 'transport-error'; error: string };
+  | { type: 'transport-error'; error: string }
+  /** The adapter's shared-memory ring: created, or not available (batches then go over NATS only). */
+  | { type: 'shm-ring'; ring: string; slots: number; slotBytes: number; reclaimed: number }
+  | { type: 'shm-unavailable'; error: string };
 
 /** Options of {@link SenderProtocol}. */
 export interface SenderProtocolOptions {
@@ -53,6 +59,8 @@ export interface SenderProtocolOptions {
   readonly resetIntervalMs: number;
   readonly loaderId: string;
   readonly hostId: string;
+  /** Whether this loader can place batches in shared memory: a hello from its host that offers `shm` gets an shm session. */
+  readonly shm?: boolean;
   readonly onEvent?: (event: SenderEvent) => void;
 }
 
@@ -64,6 +72,10 @@ export class SenderProtocol {
   /** Chunk size of the current session, fixed at its hello so that nacked chunk indices stay valid. */
   #chunkBytes = 1;
   #lastResetAt = -Infinity;
+  /** How the current session's batches travel, fixed at its hello. */
+  #transport: Transport = Transport.Nats;
+  /** The trainer's reported wait in the current session, in seconds (cumulative). */
+  #waited = 0;
 
   constructor(options: SenderProtocolOptions) {
     this.#options = options;
@@ -108,7 +120,13 @@ export class SenderProtocol {
         }),
       ];
     }
-    if (!outcome.duplicate) this.#chunkBytes = Math.max(1, chunkBytes);
+    if (!outcome.duplicate) {
+      this.#chunkBytes = Math.max(1, chunkBytes);
+      // Shared memory only between processes of one host that both want it; a trainer that
+      // cannot read the segments after all says hello again without the offer.
+      this.#transport = this.#options.shm === true && hello.shm === true && hello.hostId === this.#options.hostId ? Transport.Shm : Transport.Nats;
+      this.#waited = 0;
+    }
     for (const item of outcome.dropped) this.#acked(item, 'resume');
     this.#emit({
       type: 'welcome',
@@ -118,6 +136,7 @@ export class SenderProtocol {
       next: outcome.next,
       credits: hello.credits,
       repeated: outcome.duplicate,
+      transport: this.#transport,
     });
     this.#clampCheck(hello.session, hello.credits, now);
     const welcome = this.#event({
@@ -131,6 +150,7 @@ export class SenderProtocol {
       maxBatchBytes: this.#options.maxBatchBytes,
       loaderId: this.#options.loaderId,
       hostId: this.#options.hostId,
+      transport: this.#transport,
     });
     return [welcome, ...this.pump()];
   }
@@ -150,6 +170,10 @@ export class SenderProtocol {
         const outcome = w.credit(message.session, message.granted, now);
         if (outcome.status === 'unknown-session') return this.#unknown(message.session, message.type, now);
         if (outcome.clamped !== undefined) this.#emit({ type: 'credit-clamped', session: message.session, ...outcome.clamped });
+        if (message.waitedSeconds !== undefined && message.waitedSeconds > this.#waited) {
+          this.#emit({ type: 'trainer-wait', session: message.session, seconds: message.waitedSeconds - this.#waited });
+          this.#waited = message.waitedSeconds;
+        }
         return this.pump();
       }
       case 'ack': {
@@ -197,6 +221,11 @@ export class SenderProtocol {
     return this.pump();
   }
 
+  /** How the current session's batches travel (`nats` before any session). */
+  get transport(): Transport {
+    return this.window.session === undefined ? Transport.Nats : this.#transport;
+  }
+
   /** Frames and end markers that the session's credit allows now, in stream order. */
   pump(): Outgoing[] {
     const out: Outgoing[] = [];
@@ -210,6 +239,10 @@ export class SenderProtocol {
     const session = this.window.session!.id;
     if (item.kind === 'end') {
       return [this.#event({ type: 'end-of-epoch', version: PROTOCOL_VERSION, session, epoch: item.epoch, batches: item.batches })];
+    }
+    if (this.#transport === Transport.Shm && item.shm !== undefined) {
+      const { job, rank } = this.#options;
+      return [{ subject: 'data', bytes: encodeShmFrame({ session, job, rank, epoch: item.epoch, step: item.step, totalBytes: item.bytes.byteLength }, item.shm) }];
     }
     const { count, chunkSize } = chunkLayout(item.bytes.byteLength, this.#chunkBytes);
     const header = {

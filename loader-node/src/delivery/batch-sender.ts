@@ -9,7 +9,34 @@ import { hostname } from 'node:os';
 import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
 import { requireInt } from '@shardline/core/internal';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { type BatchSink, type CallOptions, deliverySubjects, type DeliverySubjects, frameHeaderBytes, MAX_CHUNKS_PER_BATCH, MAX_U32, onAbort, type Outgoing, type OutgoingBatch, type Position, requireId, requirePosition, requireRank, requireSubjectToken, safeId, type SenderEvent, SenderProtocol, type SessionInfo, type StreamItem, type StreamScope, withoutUndefined } from '@shardline/core/protocol';
+import {
+  MAX_CHUNKS_PER_BATCH,
+  MAX_U32,
+  SHM_MAX_SLOTS,
+  SenderProtocol,
+  ShmRing,
+  Transport,
+  deliverySubjects,
+  frameHeaderBytes,
+  onAbort,
+  requireId,
+  requirePosition,
+  requireRank,
+  requireSubjectToken,
+  safeId,
+  withoutUndefined,
+  type BatchSink,
+  type CallOptions,
+  type DeliverySubjects,
+  type Outgoing,
+  type OutgoingBatch,
+  type Position,
+  type SegmentDescriptor,
+  type SenderEvent,
+  type SessionInfo,
+  type StreamItem,
+  type StreamScope,
+} from '@shardline/core/protocol';
 
 /** Options of {@link BatchSender.open}. */
 export interface BatchSenderOptions extends StreamScope {
@@ -36,12 +63,29 @@ export interface BatchSenderOptions extends StreamScope {
   loaderId?: string;
   /** This loader's host, for a later shared-memory transport (default the hostname). */
   hostId?: string;
+  /**
+   * The shared-memory fast path: a ring of segment files (docs/protocol.md §9) that sessions of a
+   * trainer on this host (same hostId, offering `shm` in its hello) get batches through, NATS
+   * carrying only descriptors. Off by default; when the ring cannot be created (no such
+   * directory, too little space) the sender reports `shm-unavailable` and uses NATS only.
+   */
+  shm?: BatchSenderShmOptions | false;
   /** Every protocol event (sessions, acks, clamps, ignored or malformed messages), for logs and metrics. */
   onEvent?: (event: SenderEvent) => void;
 }
 
+/** The shared-memory ring of a {@link BatchSender}. */
+export interface BatchSenderShmOptions {
+  /** Where the segment files go (default `/dev/shm`); the trainer must see the same folder. */
+  directory?: string;
+  /** Segment files (default maxCredits + 1: every held batch, and the one being placed). */
+  slots?: number;
+  /** Capacity of each (default maxBatchBytes); a larger batch goes over NATS. */
+  slotBytes?: number;
+}
+
 /** The defaults of {@link BatchSenderOptions}. */
-export function batchSenderDefaults(): Required<Omit<BatchSenderOptions, keyof StreamScope | 'onEvent' | 'maxChunkBytes'>> {
+export function batchSenderDefaults(): Required<Omit<BatchSenderOptions, keyof StreamScope | 'onEvent' | 'maxChunkBytes' | 'shm'>> {
   return {
     maxCredits: 8,
     maxBatchBytes: 64 * 1024 * 1024,
@@ -68,6 +112,10 @@ export interface BatchSenderStats {
   readonly framesPublished: number;
   readonly bytesPublished: number;
   readonly publishFailures: number;
+  /** How the current session's batches travel. */
+  readonly transport: Transport;
+  /** Batches placed in shared memory since open. */
+  readonly shmBatches: number;
 }
 
 interface Waiter {
@@ -101,12 +149,23 @@ export class BatchSender implements BatchSink {
   #frames = 0;
   #bytes = 0;
   #failures = 0;
+  readonly #ring: ShmRing | undefined;
+  /** Descriptors of held batches placed in the ring, by position: released when acked. */
+  readonly #placed = new Map<string, SegmentDescriptor>();
+  /** The last send() or endEpoch() when a ring is used: each waits for the one before, so placement keeps call order. */
+  #ordered: Promise<unknown> = Promise.resolve();
+  #shmBatches = 0;
 
-  private constructor(nc: NatsConnection, options: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>) {
+  private constructor(nc: NatsConnection, options: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>, ring: ShmRing | undefined) {
     this.#nc = nc;
     this.#options = options;
+    this.#ring = ring;
     this.subjects = deliverySubjects(options);
-    this.#emit = options.onEvent ?? (() => {});
+    const emit = options.onEvent ?? (() => {});
+    this.#emit = (event) => {
+      if (event.type === 'batch-acked' && this.#ring !== undefined) this.#release(event.epoch, event.step);
+      emit(event);
+    };
     this.#protocol = new SenderProtocol({
       job: options.job,
       rank: options.rank,
@@ -117,6 +176,7 @@ export class BatchSender implements BatchSink {
       resetIntervalMs: options.resetIntervalMs,
       loaderId: options.loaderId,
       hostId: options.hostId,
+      shm: ring !== undefined,
       onEvent: this.#emit,
     });
   }
@@ -142,7 +202,8 @@ export class BatchSender implements BatchSink {
     requireInt('resetIntervalMs', o.resetIntervalMs, { min: 0 });
     requireId('loaderId', o.loaderId);
     requireId('hostId', o.hostId);
-    const sender = new BatchSender(nc, o);
+    const ring = o.shm === undefined || o.shm === false ? undefined : await openRing(o, o.shm);
+    const sender = new BatchSender(nc, o, ring);
     const chunk = sender.#chunkBytes();
     if (Math.ceil(o.maxBatchBytes / chunk) > MAX_CHUNKS_PER_BATCH) {
       throw new ArgumentError(
@@ -179,7 +240,19 @@ export class BatchSender implements BatchSink {
     }
     const { epoch, step } = batch;
     const sampleIds = [...batch.sampleIds];
-    return this.#enqueue('batch', () => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes) }), options.signal, batch.bytes.byteLength);
+    const item = (shm?: SegmentDescriptor) => (): StreamItem => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes), ...(shm === undefined ? {} : { shm }) });
+    if (this.#ring === undefined) return this.#enqueue('batch', item(), options.signal, batch.bytes.byteLength);
+    return this.#inOrder(async () => {
+      const shm = await this.#place(batch.bytes, options.signal);
+      // Known before the push: a batch the trainer's resume point skips is acked within it.
+      if (shm !== undefined) this.#placed.set(`${epoch}:${step}`, shm);
+      try {
+        await this.#enqueue('batch', item(shm), options.signal, batch.bytes.byteLength);
+      } catch (error) {
+        if (shm !== undefined) this.#release(epoch, step);
+        throw error;
+      }
+    });
   }
 
   /**
@@ -193,7 +266,8 @@ export class BatchSender implements BatchSink {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue('end', () => ({ kind: 'end', epoch, batches }), options.signal, 0);
+    const end = () => this.#enqueue('end', () => ({ kind: 'end', epoch, batches }), options.signal, 0);
+    return this.#ring === undefined ? end() : this.#inOrder(end);
   }
 
   /** Resolves once every item sent so far was acked by the trainer (AbortError, ClosedError). */
@@ -223,12 +297,50 @@ export class BatchSender implements BatchSink {
       framesPublished: this.#frames,
       bytesPublished: this.#bytes,
       publishFailures: this.#failures,
+      transport: this.#protocol.transport,
+      shmBatches: this.#shmBatches,
     };
   }
 
   /** Unsubscribes and rejects pending calls with a ClosedError; held batches are dropped. The connection stays open. Idempotent. */
   async close(): Promise<void> {
     this.#shutdown(new ClosedError(`BatchSender for ${this.subjects.data} is closed`));
+    await this.#ring?.close();
+  }
+
+  /** Runs `step` after every earlier send() and endEpoch() settled, so items keep call order. */
+  #inOrder(step: () => Promise<void>): Promise<void> {
+    const run = this.#ordered.then(step, step);
+    this.#ordered = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Copies a batch into the ring when the current session reads shared memory and it fits;
+   * undefined otherwise (the batch then travels over NATS). A failed write is reported and the
+   * batch goes over NATS; an abort or close is the caller's error.
+   */
+  async #place(bytes: Uint8Array, signal: AbortSignal | undefined): Promise<SegmentDescriptor | undefined> {
+    const ring = this.#ring!;
+    if (this.#closed !== undefined || this.#protocol.transport !== Transport.Shm || !ring.fits(bytes.byteLength)) return undefined;
+    try {
+      const descriptor = await ring.write(bytes, { signal });
+      this.#shmBatches++;
+      return descriptor;
+    } catch (error) {
+      if (error instanceof AbortError) throw error;
+      if (error instanceof ClosedError) throw this.#closed ?? error;
+      this.#emit({ type: 'transport-error', error: `shared-memory write: ${(error as Error).message}` });
+      return undefined;
+    }
+  }
+
+  #release(epoch: number, step: number): void {
+    const key = `${epoch}:${step}`;
+    const descriptor = this.#placed.get(key);
+    if (descriptor === undefined) return;
+    this.#placed.delete(key);
+    this.#ring!.release(descriptor);
   }
 
   #shutdown(error: ClosedError): void {
@@ -340,6 +452,24 @@ export class BatchSender implements BatchSink {
       throw new ArgumentError('max_payload', `the server's max_payload (${maxPayload} bytes) cannot hold a data frame header for job ${this.#options.job}`);
     }
     return Math.min(room, this.#options.maxChunkBytes ?? room);
+  }
+}
+
+/** Creates the sender's ring, or reports why there is none (the sender then uses NATS only). */
+async function openRing(o: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>, shm: BatchSenderShmOptions): Promise<ShmRing | undefined> {
+  if (typeof shm !== 'object' || shm === null) throw new ArgumentError('shm', 'must be false or an object { directory?, slots?, slotBytes? }');
+  const slots = shm.slots ?? Math.min(o.maxCredits + 1, SHM_MAX_SLOTS);
+  const slotBytes = shm.slotBytes ?? o.maxBatchBytes;
+  requireInt('shm.slots', slots, { min: o.maxCredits + 1, max: SHM_MAX_SLOTS });
+  requireInt('shm.slotBytes', slotBytes, { min: 1, max: MAX_U32 });
+  const emit = o.onEvent ?? (() => {});
+  try {
+    const ring = await ShmRing.create({ job: o.job, rank: o.rank, slots, slotBytes, ...(shm.directory === undefined ? {} : { directory: shm.directory }) });
+    emit({ type: 'shm-ring', ring: ring.name, slots, slotBytes, reclaimed: ring.reclaimed.removed.length });
+    return ring;
+  } catch (error) {
+    emit({ type: 'shm-unavailable', error: (error as Error).message });
+    return undefined;
   }
 }
 
