@@ -14,9 +14,12 @@
  *   size / Bench's `pubsub` duration (Bench's own `bytes` adds in and out, counting them twice).
  *   Bench has no flow control, so it runs in pieces of at most 32 MiB (timeBench).
  * - `copy`: `Buffer.copy` of the batch into one reused buffer, the floor of any same-host path.
- * - `shm`: ShmRing (4 slots, CRC-32 on, the default) → ShmReader in a temp dir under /dev/shm, with
- *   each descriptor published as a small JSON message on the loader's connection and each ack (the
- *   descriptor sent back) on the trainer's, which releases the slot: the shape of the real transport.
+ * - `shm`: the same BatchSender → BatchReceiver with the shared-memory transport negotiated
+ *   (docs/protocol.md §12): a ring of WINDOW + 1 slots in a temp dir under /dev/shm (CRC-32 on, the
+ *   default), descriptors over NATS, slots released on ack.
+ * - `tmpfs`: one write of the batch into a /dev/shm file and one read back (reused buffers): the
+ *   floor of any file-based same-host path on this machine; `shm_vs_tmpfs_ratio` says how much of
+ *   it the protocol keeps.
  *
  * Rounds are interleaved (every path of a size in one round, the order reversed every other round)
  * and each ratio is the median of its per-round ratios; the raw rates are the medians of the rounds.
@@ -32,7 +35,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +43,7 @@ import { Bench, connect, type NatsConnection } from 'nats';
 import type { BenchOptions } from './run.ts';
 import { BatchReceiver } from '@shardline/client';
 import { BatchSender, batchSenderDefaults } from '@shardline/loader-node';
-import { frameHeaderBytes, ShmReader, ShmRing } from '@shardline/core/protocol';
+import { frameHeaderBytes } from '@shardline/core/protocol';
 import { startNats } from '../test/infra/nats.ts';
 
 const MiB = 1024 * 1024;
@@ -51,8 +54,8 @@ const WINDOW = 4;
 /** The most bytes one nats.js Bench run publishes (see timeBench). */
 const BENCH_RUN_BYTES = 32 * MiB;
 
-type Path = 'nats' | 'bench' | 'copy' | 'shm';
-const PATHS: readonly Path[] = ['nats', 'bench', 'copy', 'shm'];
+type Path = 'nats' | 'bench' | 'copy' | 'tmpfs' | 'shm';
+const PATHS: readonly Path[] = ['nats', 'bench', 'copy', 'tmpfs', 'shm'];
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -71,11 +74,18 @@ class NatsPath {
     this.receiver = receiver;
   }
 
-  static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number): Promise<NatsPath> {
+  /** With `shmDirectory`, both ends use the shared-memory transport through that folder. */
+  static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number, shmDirectory?: string): Promise<NatsPath> {
     const scope = { namespace: NAMESPACE, job: JOB, rank };
-    const sender = await BatchSender.open(loader, { ...scope, maxCredits: WINDOW, maxBatchBytes: batchBytes });
-    const receiver = await BatchReceiver.connect(trainer, { ...scope, window: WINDOW, maxBatchBytes: batchBytes, clientId: `bench-trainer-${rank}` });
-    return new NatsPath(sender, receiver);
+    const shm = shmDirectory === undefined ? false : { directory: shmDirectory };
+    const sender = await BatchSender.open(loader, { ...scope, maxCredits: WINDOW, maxBatchBytes: batchBytes, shm });
+    const receiver = await BatchReceiver.connect(trainer, { ...scope, window: WINDOW, maxBatchBytes: batchBytes, clientId: `bench-trainer-${rank}`, shm });
+    const path = new NatsPath(sender, receiver);
+    if (shmDirectory !== undefined) {
+      await path.time(new Uint8Array(16), 1);
+      if (receiver.stats().transport !== 'shm') throw new Error('shm: the session did not negotiate shared memory');
+    }
+    return path;
   }
 
   /** Delivered bytes per second of `count` sends of `batch`. */
@@ -105,56 +115,17 @@ class NatsPath {
   }
 }
 
-/** ShmRing → ShmReader for one batch size, descriptors and acks as NATS messages. */
-class ShmPath {
-  readonly ring: ShmRing;
-  readonly reader: ShmReader;
-  readonly #loader: NatsConnection;
-  readonly #trainer: NatsConnection;
-  readonly #subjects: { descriptor: string; ack: string };
-
-  private constructor(ring: ShmRing, reader: ShmReader, loader: NatsConnection, trainer: NatsConnection, rank: number) {
-    this.ring = ring;
-    this.reader = reader;
-    this.#loader = loader;
-    this.#trainer = trainer;
-    this.#subjects = { descriptor: `bench.shm.${rank}.descriptor`, ack: `bench.shm.${rank}.ack` };
-    loader.subscribe(this.#subjects.ack, {
-      callback: (_error, msg) => {
-        ring.release(JSON.parse(Buffer.from(msg.data).toString('utf8')));
-      },
-    });
+/**
+ * The machine's floor for any file-based same-host path: one write of the batch into a file in
+ * /dev/shm and one read back into a reused buffer (no protocol, no checks).
+ */
+function timeTmpfs(batch: Buffer, into: Buffer, fd: number, count: number): number {
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    writeSync(fd, batch, 0, batch.byteLength, 0);
+    readSync(fd, into, 0, into.byteLength, 0);
   }
-
-  static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number, directory: string): Promise<ShmPath> {
-    const ring = await ShmRing.create({ job: JOB, rank, slots: WINDOW, slotBytes: batchBytes, directory });
-    const path = new ShmPath(ring, new ShmReader({ job: JOB, rank, directory }), loader, trainer, rank);
-    await loader.flush();
-    return path;
-  }
-
-  async time(batch: Uint8Array, count: number): Promise<number> {
-    const expected = count * batch.byteLength;
-    const sub = this.#trainer.subscribe(this.#subjects.descriptor, { max: count });
-    await this.#trainer.flush();
-    const consume = (async () => {
-      let bytes = 0;
-      for await (const msg of sub) {
-        const read = await this.reader.read(JSON.parse(Buffer.from(msg.data).toString('utf8')));
-        bytes += read.byteLength;
-        this.#trainer.publish(this.#subjects.ack, msg.data);
-      }
-      return { bytes, finished: performance.now() };
-    })();
-    const started = performance.now();
-    for (let i = 0; i < count; i++) {
-      const descriptor = await this.ring.write(batch);
-      this.#loader.publish(this.#subjects.descriptor, Buffer.from(JSON.stringify(descriptor)));
-    }
-    const { bytes, finished } = await consume;
-    if (bytes !== expected) throw new Error(`shm: the trainer read ${bytes} bytes, expected ${expected}`);
-    return expected / ((finished - started) / 1000);
-  }
+  return (count * batch.byteLength) / ((performance.now() - started) / 1000);
 }
 
 /**
@@ -267,7 +238,7 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
   const chunk = maxPayload - frameHeaderBytes(JOB);
   o.log(`delivery: nats-server at ${nats.url}, max_payload ${maxPayload} bytes (chunks of ${chunk}); ${rounds} rounds, window ${WINDOW}; shm in ${shmDir}`);
   const metrics: Record<string, number> = {};
-  const ratios = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[] };
+  const ratios = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[], shmVsTmpfs: [] as number[] };
   try {
     for (const [rank, size] of sizes.entries()) {
       const name = `${size / MiB}mib`;
@@ -276,17 +247,19 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
       const batch = randomFillSync(Buffer.allocUnsafe(size));
       const into = Buffer.allocUnsafe(size);
       const natsPath = await NatsPath.open(loader, trainer, rank, size);
-      const shmPath = await ShmPath.open(loader, trainer, rank, size, shmDir);
+      const shmPath = await NatsPath.open(loader, trainer, 100 + rank, size, shmDir);
+      const tmpfsFd = openSync(`${shmDir}/tmpfs-baseline`, 'w+');
       const measure: Record<Path, () => Promise<number>> = {
         nats: () => natsPath.time(batch, count),
         bench: () => timeBench(bench, size, frames, count),
         copy: async () => timeCopy(batch, into, count),
+        tmpfs: async () => timeTmpfs(batch, into, tmpfsFd, count),
         shm: () => shmPath.time(batch, count),
       };
       try {
         for (const p of PATHS) await measure[p](); // warm-up: connections, JIT, page faults of /dev/shm
-        const rates: Record<Path, number[]> = { nats: [], bench: [], copy: [], shm: [] };
-        const perRound = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[] };
+        const rates: Record<Path, number[]> = { nats: [], bench: [], copy: [], tmpfs: [], shm: [] };
+        const perRound = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[], shmVsTmpfs: [] as number[] };
         for (let r = 0; r < rounds; r++) {
           const got = {} as Record<Path, number>;
           for (const p of r % 2 === 0 ? PATHS : [...PATHS].reverse()) got[p] = await measure[p]();
@@ -294,22 +267,26 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
           perRound.natsVsBench.push(got.nats / got.bench);
           perRound.shmVsCopy.push(got.shm / got.copy);
           perRound.shmVsNats.push(got.shm / got.nats);
+          perRound.shmVsTmpfs.push(got.shm / got.tmpfs);
           o.log(`  ${name} round ${r + 1}/${rounds} (${count} batches, ${frames} frame(s) each): ` + PATHS.map((p) => `${p} ${mb(got[p])}`).join(', '));
         }
         for (const p of PATHS) metrics[`${p}_bps_${name}`] = Math.round(median(rates[p]));
         ratios.natsVsBench.push(median(perRound.natsVsBench));
         ratios.shmVsCopy.push(median(perRound.shmVsCopy));
         ratios.shmVsNats.push(median(perRound.shmVsNats));
+        ratios.shmVsTmpfs.push(median(perRound.shmVsTmpfs));
         const s = natsPath.receiver.stats();
         o.log(
-          `${name}: nats/bench ${median(perRound.natsVsBench).toFixed(3)}, shm/copy ${median(perRound.shmVsCopy).toFixed(3)}, shm/nats ${median(perRound.shmVsNats).toFixed(2)} ` +
+          `${name}: nats/bench ${median(perRound.natsVsBench).toFixed(3)}, shm/copy ${median(perRound.shmVsCopy).toFixed(3)}, shm/nats ${median(perRound.shmVsNats).toFixed(2)}, shm/tmpfs ${median(perRound.shmVsTmpfs).toFixed(2)} ` +
             `(receiver: ${s.nacks} nacks, ${s.duplicates} duplicates, ${s.hellos} hellos)`,
         );
         // Nacks between rounds (the trainer waiting for an epoch not produced yet) are ignored by the loader; duplicates would be real resends.
         metrics[`nats_duplicates_${name}`] = s.duplicates;
       } finally {
+        metrics[`shm_batches_${name}`] = shmPath.sender.stats().shmBatches;
         await natsPath.close();
-        await shmPath.ring.close();
+        await shmPath.close();
+        closeSync(tmpfsFd);
       }
     }
 
@@ -320,6 +297,7 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
       nats_vs_bench_ratio: round(Math.min(...ratios.natsVsBench)),
       shm_vs_copy_ratio: round(Math.min(...ratios.shmVsCopy)),
       shm_vs_nats_ratio: round(Math.min(...ratios.shmVsNats)),
+      shm_vs_tmpfs_ratio: round(Math.min(...ratios.shmVsTmpfs)),
       paused_rss_over_window_bytes: paused.growth - paused.window,
       paused_rss_growth_bytes: paused.growth,
       paused_window_bytes: paused.window,

@@ -328,6 +328,7 @@ export class BatchReceiver implements BatchSource {
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#connected?.reject(this.#closed);
     this.#failReaders(this.#closed);
+    await this.#shm?.close();
     if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => {});
   }
 

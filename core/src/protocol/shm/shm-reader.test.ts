@@ -15,7 +15,14 @@ import { ShmRing } from './shm-ring.ts';
 let dir: string;
 let ring: ShmRing;
 let good: SegmentDescriptor;
-const reader = () => new ShmReader({ job: 'mnist', rank: 0, directory: dir });
+const readers: ShmReader[] = [];
+/** A reader closed after the file's tests (it keeps segment files open between reads). */
+const reader = (): ShmReader => {
+  const r = new ShmReader({ job: 'mnist', rank: 0, directory: dir });
+  readers.push(r);
+  return r;
+};
+after(() => Promise.all(readers.map((r) => r.close())));
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'shm-reader-'));

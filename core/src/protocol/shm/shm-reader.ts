@@ -6,6 +6,8 @@
  * and after the bytes are read (the ring's seqlock, see shm-ring.ts), so a stale descriptor is an
  * error and never silently yields a newer batch. The bytes are copied out by a positional read:
  * Node has no safe `mmap`, and a copy cannot change under the caller after the slot is released.
+ * The files of the current ring stay open between reads (checked once when opened), so a read is
+ * two positional reads; call close() when done.
  */
 import { constants as fsConstants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -65,6 +67,9 @@ export class ShmReader {
   readonly job: string;
   readonly rank: number;
   readonly directory: string;
+  /** Open segment files of the current ring, by file name. */
+  readonly #open = new Map<string, Promise<FileHandle>>();
+  #ring: string | undefined;
 
   constructor(options: ShmReaderOptions) {
     if (typeof options !== 'object' || options === null) throw new ArgumentError('options', 'must be an object');
@@ -89,6 +94,56 @@ export class ShmReader {
       throw new FormatError(`segment descriptor: ring ${JSON.stringify(d.ring)} is not of job ${this.job} rank ${this.rank}`);
     }
     const where = `segment ${fileName}`;
+    const handle = await this.#handle(d.ring, fileName, where);
+    try {
+      // Header and bytes in one read; the header is read again after, for the seqlock.
+      const both = Buffer.allocUnsafe(HEADER_BYTES + d.length);
+      await readFully(handle, both, 0, where);
+      const header = decodeHeader(both.subarray(0, HEADER_BYTES), where);
+      this.#check(d, header, where);
+      const bytes = both.subarray(HEADER_BYTES);
+      const after = await this.#header(handle, where);
+      if (after.generation !== header.generation || after.state !== SlotState.Ready) {
+        throw new StaleDescriptorError(where, d.generation, after.generation, ' (it was rewritten while being read)');
+      }
+      if (d.checksum !== undefined && crc32(bytes) !== d.checksum) {
+        throw new FormatError(`${where}: the batch's CRC-32 ${crc32(bytes)} does not match the descriptor's ${d.checksum}`);
+      }
+      return bytes;
+    } catch (error) {
+      await this.#forget(fileName);
+      throw error;
+    }
+  }
+
+  /** Closes the segment files the reader keeps open. The reader stays usable (it opens them again). */
+  async close(): Promise<void> {
+    const open = [...this.#open.values()];
+    this.#open.clear();
+    this.#ring = undefined;
+    await Promise.allSettled(open.map(async (h) => (await h).close()));
+  }
+
+  /**
+   * The open file of a segment: opened once (no symlinks, a regular file as large as its header
+   * says) and kept while descriptors name its ring, so a read costs two positional reads.
+   */
+  #handle(ring: string, fileName: string, where: string): Promise<FileHandle> {
+    if (this.#ring !== ring) {
+      // A new ring (the loader restarted): the old one's files are closed so their memory is freed.
+      void this.close();
+      this.#ring = ring;
+    }
+    let handle = this.#open.get(fileName);
+    if (handle === undefined) {
+      handle = this.#openSegment(fileName, where);
+      this.#open.set(fileName, handle);
+      handle.catch(() => this.#open.delete(fileName));
+    }
+    return handle;
+  }
+
+  async #openSegment(fileName: string, where: string): Promise<FileHandle> {
     let handle: FileHandle;
     try {
       handle = await open(join(this.directory, fileName), READ_NOFOLLOW);
@@ -102,23 +157,21 @@ export class ShmReader {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new FormatError(`${where} is not a regular file`);
       const header = await this.#header(handle, where);
-      this.#check(d, header, where);
       if (HEADER_BYTES + header.capacity > stat.size) {
         throw new FormatError(`${where}: the file has ${stat.size} bytes, less than the ${HEADER_BYTES + header.capacity} of its header and capacity`);
       }
-      const bytes = Buffer.allocUnsafe(d.length);
-      await readFully(handle, bytes, d.offset, where);
-      const after = await this.#header(handle, where);
-      if (after.generation !== header.generation || after.state !== SlotState.Ready) {
-        throw new StaleDescriptorError(where, d.generation, after.generation, ' (it was rewritten while being read)');
-      }
-      if (d.checksum !== undefined && crc32(bytes) !== d.checksum) {
-        throw new FormatError(`${where}: the batch's CRC-32 ${crc32(bytes)} does not match the descriptor's ${d.checksum}`);
-      }
-      return bytes;
-    } finally {
+      return handle;
+    } catch (error) {
       await handle.close();
+      throw error;
     }
+  }
+
+  /** Closes a segment after a failed read, so the next read opens and checks it afresh. */
+  async #forget(fileName: string): Promise<void> {
+    const handle = this.#open.get(fileName);
+    this.#open.delete(fileName);
+    await handle?.then((h) => h.close()).catch(() => {});
   }
 
   async #header(handle: FileHandle, where: string): Promise<SegmentHeader> {

@@ -21,7 +21,14 @@ after(async () => {
 });
 
 const make = (over: Partial<ShmRingOptions> = {}) => ShmRing.create({ job: 'mnist', rank: 2, slots: 3, slotBytes: 256, directory: dir, checkSpace: false, ...over });
-const reader = () => new ShmReader({ job: 'mnist', rank: 2, directory: dir });
+const readers: ShmReader[] = [];
+/** A reader closed after the file's tests (it keeps segment files open between reads). */
+const reader = (): ShmReader => {
+  const r = new ShmReader({ job: 'mnist', rank: 2, directory: dir });
+  readers.push(r);
+  return r;
+};
+after(() => Promise.all(readers.map((r) => r.close())));
 /** Whether `promise` is still pending after the event loop had a chance to settle it. */
 async function pending(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
