@@ -402,8 +402,13 @@ export class BatchReceiver implements BatchSource {
         this.#deliveredBytes += item.bytes.byteLength;
       }
       this.#protocol.addWait(waited / 1000);
-      this.#onWait(waited);
       reader.resolve(item);
+      try {
+        this.#onWait(waited);
+      } catch (error) {
+        // The item is delivered already; the caller's callback bug fails the next read instead of losing it.
+        this.#transportFailure ??= error instanceof Error ? error : new Error(String(error));
+      }
     }
   }
 

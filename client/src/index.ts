@@ -4,4 +4,8 @@
  */
 export { BatchReceiver, batchReceiverDefaults } from './batch-receiver.ts';
 export type { BatchReceiverOptions, BatchReceiverStats } from './batch-receiver.ts';
+export { TrainerStream, batches } from './batches.ts';
+export type { BatchesOptions, NatsConnectOptions, ReceiverTuning, TrainerBatch, TrainerItem, TrainerStreamStats } from './batches.ts';
+export { TFJS_DTYPE, toTfjs } from './tfjs.ts';
+export type { TfjsDType, TfjsModule, ToTfjsOptions } from './tfjs.ts';
 export type { BatchSource, DeliveredBatch, DeliveredEndOfEpoch, Delivery, Position, ReceiverEvent, ReceiverState } from '@shardline/core/protocol';
