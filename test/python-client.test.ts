@@ -4,7 +4,9 @@
  * them cut into several chunks by a small maxChunkBytes), and the Python client reading it in a
  * child process. Every step must arrive exactly once, in order, with its sample ids and tensor
  * values; a hello of another protocol version fails clearly on the Python side; the PyTorch
- * IterableDataset yields torch tensors. The client's Python unit tests run here too, so CI runs
+ * IterableDataset yields torch tensors; two `shardline loader` processes (the CLI, reading an MDS
+ * dataset through their caches) serve two Python trainers a whole epoch of their plans. The
+ * client's Python unit tests run here too, so CI runs
  * them. The venv comes from scripts/setup-python.sh; these tests fail, never skip, without it.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +18,9 @@ import { encodeBatch, type Tensor } from '@shardline/core';
 import { BatchSender, type OutgoingBatch } from '@shardline/loader-node';
 import { connect, type NatsConnection } from 'nats';
 import { startNats, type NatsServer } from './infra/nats.ts';
+import { makeTempDir, removeTempDir } from './infra/supervisor.ts';
+import { within } from './delivery/support.ts';
+import { planOf, writeTestDataset } from './loader/support.ts';
 import { REPO_ROOT, pythonPath, runPython } from './support/python.ts';
 
 const CLIENT_DIR = path.join(REPO_ROOT, 'client', 'python');
@@ -246,4 +251,49 @@ sys.exit(0 if result.wasSuccessful() else 1)
 `;
   const ran = Number(runPython(code, { timeoutMs: 120_000 }).trim());
   assert.ok(ran >= 20, `expected the client's unit tests to run, ${ran} ran`);
+});
+
+test('the Python client reads two ranks of an epoch from `shardline loader` processes: every sample of each plan once', async (t) => {
+  const job = 'py-from-cli';
+  const datasetDir = makeTempDir('py-cli-dataset');
+  t.after(() => removeTempDir(datasetDir));
+  const shardSizes = await writeTestDataset(datasetDir, 90);
+  const server = await nats();
+  const options = { worldSize: 2, batchSize: 4, seed: 11, shuffle: 'global' as const };
+  const loaders = [0, 1].map((rank) => {
+    const cacheDir = makeTempDir(`py-cli-cache-${rank}`);
+    t.after(() => removeTempDir(cacheDir));
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO_ROOT, 'cli', 'src', 'main.ts'), 'loader', '--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2',
+        '--dataset', datasetDir, '--nats-url', server.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', '4', '--epochs', '1',
+        '--seed', '11', '--shuffle', 'global', '--metrics-port', '0', '--log-level', 'warn'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    t.after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    return { exited, stderr: () => stderr };
+  });
+  const outputs = await Promise.all([0, 1].map((rank) => python(READ_EPOCH, [server.url, job, String(rank)])));
+  const seen = new Set<number>();
+  for (const [rank, output] of outputs.entries()) {
+    const plan = planOf(options, shardSizes, 0);
+    const { items } = JSON.parse(output) as { items: Array<{ step?: number; sample_ids?: number[]; end?: number; batches?: number }> };
+    const batches = items.filter((i) => i.end === undefined);
+    assert.equal(batches.length, plan.numBatches, `rank ${rank}: every batch`);
+    batches.forEach((b, step) => {
+      assert.equal(b.step, step);
+      assert.deepEqual(b.sample_ids, plan.batchIds(rank, step), `rank ${rank} step ${step}: the plan's samples`);
+      for (const id of b.sample_ids!) seen.add(id);
+    });
+    assert.deepEqual(items.at(-1), { end: 0, batches: plan.numBatches });
+  }
+  assert.equal(seen.size, 90, 'the two ranks together read every sample of the dataset');
+  for (const [rank, loader] of loaders.entries()) {
+    assert.equal(await within(loader.exited, 20_000, `loader ${rank} exiting after its trainer acked the epoch`), 0, loader.stderr());
+  }
 });
