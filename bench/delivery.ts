@@ -102,7 +102,8 @@ class NatsPath {
       return bytes;
     })();
     const started = performance.now();
-    for (let step = 0; step < count; step++) await this.sender.send({ epoch, step, sampleIds: [], bytes: batch });
+    // The batch is never changed, so it is handed over (as the loader pipeline does with each fresh encoding).
+    for (let step = 0; step < count; step++) await this.sender.send({ epoch, step, sampleIds: [], bytes: batch, transfer: true });
     await this.sender.endEpoch(epoch, count);
     const bytes = await consume;
     if (bytes !== expected) throw new Error(`nats: the trainer got ${bytes} bytes in epoch ${epoch}, expected ${expected}`);

@@ -18,6 +18,11 @@ export interface OutgoingBatch {
   readonly sampleIds: readonly number[];
   /** The encoded batch (docs/wire-format.md). The sink copies it: once send() resolved, the caller may reuse the buffer. */
   readonly bytes: Uint8Array;
+  /**
+   * The caller hands `bytes` over: it will not change them again, so the sink keeps them without
+   * a copy (one copy and one large allocation less per batch). Default false.
+   */
+  readonly transfer?: boolean;
 }
 
 /** Cancellation of one call. */

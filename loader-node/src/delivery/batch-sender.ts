@@ -82,6 +82,12 @@ export interface BatchSenderShmOptions {
   slots?: number;
   /** Capacity of each (default maxBatchBytes); a larger batch goes over NATS. */
   slotBytes?: number;
+  /**
+   * Whether descriptors carry a CRC-32 the trainer verifies (default true). The slot's seqlock
+   * already keeps a reader from torn or rewritten bytes; the CRC also catches a segment changed by
+   * anything else, at the cost of hashing every batch on both sides.
+   */
+  checksum?: boolean;
 }
 
 /** The defaults of {@link BatchSenderOptions}. */
@@ -227,7 +233,8 @@ export class BatchSender implements BatchSink {
   }
 
   /**
-   * Accepts the next batch of the stream into the window (its bytes are copied); waits while
+   * Accepts the next batch of the stream into the window (its bytes are copied unless
+   * `batch.transfer` hands them over); waits while
    * the window holds maxCredits batches. Sends are taken in call order.
    * @throws ArgumentError for a batch out of order, with bad fields or over maxBatchBytes;
    * AbortError; ClosedError.
@@ -240,7 +247,8 @@ export class BatchSender implements BatchSink {
     }
     const { epoch, step } = batch;
     const sampleIds = [...batch.sampleIds];
-    const item = (shm?: SegmentDescriptor) => (): StreamItem => ({ kind: 'batch', epoch, step, sampleIds, bytes: new Uint8Array(batch.bytes), ...(shm === undefined ? {} : { shm }) });
+    const bytes = (): Uint8Array => (batch.transfer === true ? batch.bytes : new Uint8Array(batch.bytes));
+    const item = (shm?: SegmentDescriptor) => (): StreamItem => ({ kind: 'batch', epoch, step, sampleIds, bytes: bytes(), ...(shm === undefined ? {} : { shm }) });
     if (this.#ring === undefined) return this.#enqueue('batch', item(), options.signal, batch.bytes.byteLength);
     return this.#inOrder(async () => {
       const shm = await this.#place(batch.bytes, options.signal);
@@ -457,14 +465,22 @@ export class BatchSender implements BatchSink {
 
 /** Creates the sender's ring, or reports why there is none (the sender then uses NATS only). */
 async function openRing(o: BatchSenderOptions & ReturnType<typeof batchSenderDefaults>, shm: BatchSenderShmOptions): Promise<ShmRing | undefined> {
-  if (typeof shm !== 'object' || shm === null) throw new ArgumentError('shm', 'must be false or an object { directory?, slots?, slotBytes? }');
+  if (typeof shm !== 'object' || shm === null) throw new ArgumentError('shm', 'must be false or an object { directory?, slots?, slotBytes?, checksum? }');
+  if (shm.checksum !== undefined && typeof shm.checksum !== 'boolean') throw new ArgumentError('shm.checksum', `must be a boolean, got ${JSON.stringify(shm.checksum)}`);
   const slots = shm.slots ?? Math.min(o.maxCredits + 1, SHM_MAX_SLOTS);
   const slotBytes = shm.slotBytes ?? o.maxBatchBytes;
   requireInt('shm.slots', slots, { min: o.maxCredits + 1, max: SHM_MAX_SLOTS });
   requireInt('shm.slotBytes', slotBytes, { min: 1, max: MAX_U32 });
   const emit = o.onEvent ?? (() => {});
   try {
-    const ring = await ShmRing.create({ job: o.job, rank: o.rank, slots, slotBytes, ...(shm.directory === undefined ? {} : { directory: shm.directory }) });
+    const ring = await ShmRing.create({
+      job: o.job,
+      rank: o.rank,
+      slots,
+      slotBytes,
+      checksum: shm.checksum ?? true,
+      ...(shm.directory === undefined ? {} : { directory: shm.directory }),
+    });
     emit({ type: 'shm-ring', ring: ring.name, slots, slotBytes, reclaimed: ring.reclaimed.removed.length });
     return ring;
   } catch (error) {
