@@ -35,4 +35,4 @@ export * from './delivery/index.ts';
 
 export * from './loader/index.ts';
 export { LoaderMetrics, startMetricsServer } from './metrics.ts';
-export type { LoaderMetricsOptions, MetricsServer, MetricsServerOptions, ReadinessChecks, SenderWindow } from './metrics.ts';
+export type { LoaderMetricsOptions, MetricsServer, MetricsServerOptions, ReadinessChecks, SenderWindow, StageDepths } from './metrics.ts';

@@ -54,6 +54,28 @@ test('cache events, deliveries and the sender window move the right series', asy
   assert.equal(value(await new LoaderMetrics().text(), 'shardline_batches_delivered_total'), 0);
 });
 
+test('batch build times and the pipeline stage depths are exposed', async () => {
+  const metrics = new LoaderMetrics({ labels: { job: 'm' } });
+  metrics.onBatchBuilt(0.004);
+  metrics.onBatchBuilt(0.3);
+  let text = await metrics.text();
+  assert.equal(value(text, 'shardline_batch_build_seconds_count'), 2);
+  assert.equal(value(text, 'shardline_batch_build_seconds_sum'), 0.304);
+  assert.match(text, /shardline_batch_build_seconds_bucket\{le="0\.005",job="m"\} 1/);
+  assert.match(text, /shardline_pipeline_queue_depth\{stage="decode",job="m"\} 0/, 'no pipeline: the gauges read 0');
+  let depths = { decode: 3, send: 1 };
+  metrics.watchStages(() => depths);
+  text = await metrics.text();
+  assert.match(text, /shardline_pipeline_queue_depth\{stage="decode",job="m"\} 3/);
+  assert.match(text, /shardline_pipeline_queue_depth\{stage="send",job="m"\} 1/);
+  depths = { decode: 0, send: 2 };
+  text = await metrics.text();
+  assert.match(text, /shardline_pipeline_queue_depth\{stage="decode",job="m"\} 0/, 'read at each scrape');
+  assert.match(text, /shardline_pipeline_queue_depth\{stage="send",job="m"\} 2/);
+  metrics.watchStages(undefined);
+  assert.match(await metrics.text(), /shardline_pipeline_queue_depth\{stage="send",job="m"\} 0/);
+});
+
 test('the server answers /metrics, /healthz and /readyz, and refuses the rest', async (t) => {
   const metrics = new LoaderMetrics();
   metrics.batchesDelivered.inc(7);

@@ -21,11 +21,19 @@ export interface SenderWindow {
   readonly heldBatches: number;
 }
 
+/** Batches in each stage of the loader pipeline now (read when Prometheus scrapes). */
+export interface StageDepths {
+  /** Batches being read, decoded, transformed, collated and encoded (on worker threads or the main thread). */
+  readonly decode: number;
+  /** Batches built and waiting for the sender to take them (it waits for the trainer's credit). */
+  readonly send: number;
+}
+
 /** Options of {@link LoaderMetrics}. */
 export interface LoaderMetricsOptions {
   /** Labels on every series, e.g. `{ namespace, job, rank }`. */
   readonly labels?: Readonly<Record<string, string>>;
-  /** Bucket bounds of the delivery-latency and trainer-wait histograms, in seconds. */
+  /** Bucket bounds of the delivery-latency, trainer-wait and batch-build histograms, in seconds. */
   readonly latencyBuckets?: readonly number[];
 }
 
@@ -59,7 +67,12 @@ export class LoaderMetrics {
   readonly deliveryLatency: Histogram;
   /** How long the trainer waited for a batch, in seconds (reported by the trainer client). */
   readonly trainerWait: Histogram;
+  /** Time to build one batch (read, decode, transform, collate, encode), measured where it was built. */
+  readonly batchBuild: Histogram;
+  /** Batches in each pipeline stage (`stage` label: `decode`, `send`). */
+  readonly stageDepth: Gauge;
   #window: (() => SenderWindow | undefined) | undefined;
+  #stages: (() => StageDepths | undefined) | undefined;
 
   constructor(options: LoaderMetricsOptions = {}) {
     this.registry = new Registry();
@@ -99,6 +112,23 @@ export class LoaderMetrics {
       buckets,
       registers,
     });
+    this.batchBuild = new Histogram({
+      name: 'shardline_batch_build_seconds',
+      help: 'Time to read, decode, transform, collate and encode one batch, measured on the thread that built it.',
+      buckets,
+      registers,
+    });
+    this.stageDepth = new Gauge({
+      name: 'shardline_pipeline_queue_depth',
+      help: 'Batches in a loader pipeline stage: decode (being built), send (built, waiting for the sender).',
+      labelNames: ['stage'],
+      registers,
+      collect: () => {
+        const depths = this.#stages?.();
+        this.stageDepth.set({ stage: 'decode' }, depths?.decode ?? 0);
+        this.stageDepth.set({ stage: 'send' }, depths?.send ?? 0);
+      },
+    });
   }
 
   /** Counts one cache event (pass it as the cache's `onEvent`). */
@@ -130,6 +160,16 @@ export class LoaderMetrics {
     this.samplesDelivered.inc(batch.samples);
     this.bytesDelivered.inc(batch.bytes);
     this.deliveryLatency.observe(batch.seconds);
+  }
+
+  /** A batch was built in `seconds` (as measured by the thread that built it). */
+  onBatchBuilt(seconds: number): void {
+    this.batchBuild.observe(seconds);
+  }
+
+  /** Reads the stage gauges from `stages` at each scrape (undefined: no pipeline, the gauges read 0). */
+  watchStages(stages: (() => StageDepths | undefined) | undefined): void {
+    this.#stages = stages;
   }
 
   /** Reads the window gauges from `window` at each scrape (undefined: no sender, the gauges read 0). */

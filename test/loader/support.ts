@@ -17,16 +17,20 @@ export function sampleOf(i: number): MDSSample {
   };
 }
 
-/** Writes `samples` samples as an MDS dataset of several small shards into `dir`; returns the shard sizes. */
-export async function writeTestDataset(dir: string, samples: number): Promise<number[]> {
-  const writer = new MDSWriter({ out: dir, columns: { id: 'int64', x: 'ndarray:float32:3', text: 'str' }, sizeLimit: 1200, hashes: ['xxh64'] });
-  for (let i = 0; i < samples; i++) await writer.write(sampleOf(i));
+/**
+ * Writes `samples` samples as an MDS dataset of several small shards into `dir`; returns the
+ * shard sizes. `compression` compresses the shards; `corrupt` gives that sample a `text` that is
+ * not UTF-8 (its shard's hashes still match: only decoding the sample finds it).
+ */
+export async function writeTestDataset(dir: string, samples: number, options: { compression?: string; corrupt?: number } = {}): Promise<number[]> {
+  const writer = new MDSWriter({ out: dir, columns: { id: 'int64', x: 'ndarray:float32:3', text: 'str' }, sizeLimit: 1200, hashes: ['xxh64'], compression: options.compression ?? null });
+  for (let i = 0; i < samples; i++) await writer.write(i === options.corrupt ? { ...sampleOf(i), text: Uint8Array.of(0xc3, 0x28) } : sampleOf(i));
   const index = await writer.finish();
   return index.shards.map((s) => s.samples);
 }
 
 /** The plan a loader with these options computes for `epoch`. */
-export function planOf(options: LoaderOptions, shardSizes: readonly number[], epoch: number): EpochPlan {
+export function planOf(options: Pick<LoaderOptions, 'worldSize' | 'batchSize'> & Partial<LoaderOptions>, shardSizes: readonly number[], epoch: number): EpochPlan {
   const o = { ...loaderDefaults(), ...options };
   return new EpochPlan({ shardSizes, worldSize: o.worldSize, seed: o.seed, epoch, shuffle: o.shuffle, dropLast: o.dropLast, batchSize: o.batchSize });
 }

@@ -3,15 +3,20 @@
  * computes the rank's EpochPlan (seed, epoch, shard sizes from the dataset index, world size,
  * batch size, shuffle), points the disk cache at it, and runs the bounded pipeline
  *
- *   plan batch ids → samples (cache → MDS reader) → collate → encode → BatchSender
+ *   plan batch ids → shard cache → read, decode, transform, collate, encode (worker threads)
+ *     → BatchSender, in step order
  *
- * with at most `prefetchBatches` batches prepared ahead of the one being sent and at most
+ * with at most `prefetchBatches` batches being built ahead of the one being sent and at most
  * `maxCredits` held by the sender until the trainer acks them, so memory stays flat whatever
- * the epoch's size. An abort stops taking work, gives the trainer `drainTimeoutMs` to ack what
- * was already accepted, then closes the sender and the cache; the NATS connection and the store
- * belong to the caller.
+ * the epoch's size. The main thread owns the cache: a worker reads a shard's cached file only
+ * while the main thread lends it (one shard at a time per batch, so no budget is too small for
+ * any shuffle), and encodes into buffers that travel back and forth instead of being allocated
+ * per batch. With `workers: 0` the same builder runs on the main thread.
  *
- * Decoding runs on the main thread for now (no worker threads).
+ * An abort stops taking work and gives up the batches being built, gives the trainer
+ * `drainTimeoutMs` to ack what was already accepted, then closes the workers, the sender and
+ * the cache; the NATS connection and the store belong to the caller. No worker thread outlives
+ * runLoader, however it ends.
  */
 import {
   AbortError,
@@ -19,18 +24,21 @@ import {
   EpochPlan,
   ShardTable,
   ShuffleMode,
-  defaultCollate,
-  encodeBatch,
   type CollateFn,
+  type ModuleSpec,
 } from '@shardline/core';
 import { requireInt } from '@shardline/core/internal';
 import type { NatsConnection } from 'nats';
-import { openCachedMDSDataset } from '../dataset/cached-mds-dataset.ts';
+import { openCachedMDSDataset, type CachedMDSDataset } from '../dataset/cached-mds-dataset.ts';
+import type { ShardLease } from '../dataset/shard-sample-reader.ts';
 import { BatchSender } from '../delivery/batch-sender.ts';
 import { requireSubjectToken, type SenderEvent } from '@shardline/core/protocol';
 import type { LoaderMetrics } from '../metrics.ts';
 import type { ShardSource } from '../store/shard-source.ts';
-import { batchTensors } from './batch-tensors.ts';
+import type { BuiltBatch } from './batch-builder.ts';
+import { BatchWorkerPool } from './batch-worker-pool.ts';
+import { InProcessDecodeStage, type DecodeStage } from './decode-stage.ts';
+import { loadSteps, resolveModuleSpec, type ResolvedModuleSpec, type SampleTransform } from './module-spec.ts';
 
 /** What one loader serves and how. */
 export interface LoaderOptions {
@@ -43,6 +51,12 @@ export interface LoaderOptions {
   /** Epochs to serve, from `firstEpoch` on. */
   readonly epochs: number;
   readonly firstEpoch?: number;
+  /**
+   * The step `firstEpoch` starts at (default 0): a replacement loader for a rank whose trainer
+   * already has steps 0 … firstStep − 1 of it. At most the epoch's batch count (then only its
+   * end marker is sent).
+   */
+  readonly firstStep?: number;
   readonly seed?: number;
   /** `none`, `global` or `shard-aware` (default: shard-aware, which keeps the cache hot). */
   readonly shuffle?: ShuffleMode;
@@ -51,7 +65,13 @@ export interface LoaderOptions {
   /** The disk cache folder and its byte budget (at least twice the largest shard file). */
   readonly cacheDir: string;
   readonly cacheBudgetBytes: number;
-  /** Batches prepared ahead of the one being sent (default 2). */
+  /**
+   * Worker threads that read, decode, transform, collate and encode batches (default 2; 0: all
+   * on the main thread). At most `prefetchBatches` + 1 batches are built at once, so more
+   * workers than that stay idle.
+   */
+  readonly workers?: number;
+  /** Batches built ahead of the one being sent (default 2). */
   readonly prefetchBatches?: number;
   /** Batches the sender holds until acked (default 8). */
   readonly maxCredits?: number;
@@ -59,6 +79,16 @@ export interface LoaderOptions {
   readonly maxBatchBytes?: number;
   /** After an abort, how long the trainer may still ack batches already accepted (default 5 s). */
   readonly drainTimeoutMs?: number;
+  /**
+   * Samples → batch, as a module spec whose export is a factory `(args) => collateFn` (default
+   * core's defaultCollate). Tensors of the result go on the wire.
+   */
+  readonly collate?: ModuleSpec;
+  /**
+   * Runs on every decoded sample before collate, as a module spec whose export is a factory
+   * `(args) => (sample, context) => transformed` (see SampleTransform).
+   */
+  readonly transform?: ModuleSpec;
 }
 
 /** What the loader talks to; the caller opens and closes them. */
@@ -68,15 +98,17 @@ export interface LoaderDeps {
   readonly metrics?: LoaderMetrics;
   /** Stops the loader (SIGTERM). */
   readonly signal?: AbortSignal;
-  /** Samples → batch (default core's defaultCollate); tensors of the result go on the wire. */
+  /** Samples → batch as a function: only with `workers: 0` (a function cannot reach a worker; give `options.collate`). */
   readonly collate?: CollateFn;
+  /** The per-sample transform as a function: only with `workers: 0` (else give `options.transform`). */
+  readonly transform?: SampleTransform;
   readonly onEvent?: (event: LoaderEvent) => void;
 }
 
 /** What happens in a loader, for logs. */
 export type LoaderEvent =
   | { type: 'dataset-opened'; samples: number; shards: number }
-  | { type: 'epoch-started'; epoch: number; batches: number; samplesPerRank: number }
+  | { type: 'epoch-started'; epoch: number; batches: number; samplesPerRank: number; firstStep: number }
   | { type: 'epoch-finished'; epoch: number; batches: number; seconds: number }
   | { type: 'fields-skipped'; fields: string[] }
   | { type: 'draining'; heldBatches: number; timeoutMs: number }
@@ -86,6 +118,7 @@ export type LoaderEvent =
 export interface LoaderSummary {
   /** Epochs whose every batch and end marker the sender accepted. */
   readonly epochs: number;
+  /** Batches and samples this loader sent (from `firstStep` on in the first epoch). */
   readonly batches: number;
   readonly samples: number;
   /** True when the signal stopped the loader before the trainer acked everything. */
@@ -93,59 +126,113 @@ export interface LoaderSummary {
 }
 
 /** The defaults of {@link LoaderOptions}. */
-export function loaderDefaults(): Required<Pick<LoaderOptions, 'namespace' | 'firstEpoch' | 'seed' | 'shuffle' | 'dropLast' | 'prefetchBatches' | 'maxCredits' | 'drainTimeoutMs'>> {
-  return { namespace: 'default', firstEpoch: 0, seed: 0, shuffle: ShuffleMode.ShardAware, dropLast: false, prefetchBatches: 2, maxCredits: 8, drainTimeoutMs: 5000 };
+export function loaderDefaults(): Required<Pick<LoaderOptions, 'namespace' | 'firstEpoch' | 'firstStep' | 'seed' | 'shuffle' | 'dropLast' | 'workers' | 'prefetchBatches' | 'maxCredits' | 'drainTimeoutMs'>> {
+  return { namespace: 'default', firstEpoch: 0, firstStep: 0, seed: 0, shuffle: ShuffleMode.ShardAware, dropLast: false, workers: 2, prefetchBatches: 2, maxCredits: 8, drainTimeoutMs: 5000 };
 }
+
+/** Decompressed shards each builder keeps (compressed datasets only). */
+const DECODED_SHARDS = 2;
 
 interface PreparedBatch {
   readonly step: number;
   readonly sampleIds: number[];
-  readonly bytes: Uint8Array;
+  readonly built: BuiltBatch;
 }
 
 /**
  * Serves `options.epochs` epochs of one rank, then waits until the trainer acked all of them.
  * Resolves with `aborted: true` when `deps.signal` stopped it (never rejects for that).
- * @throws ArgumentError naming a bad option; the dataset's FormatError or CacheBudgetError at
- *   open; a store, verification or collate error met while serving (after cleaning up).
+ * @throws ArgumentError naming a bad option (`firstStep` past the epoch's batches, a collate or
+ *   transform spec that does not load); the dataset's FormatError or CacheBudgetError at open;
+ *   a store, verification or quarantine error met while serving; for a sample that cannot be
+ *   read or transformed, or a collate that fails, a WorkerError (DatasetError with `workers: 0`)
+ *   naming the sample id, epoch and step — always after ending every worker thread.
  * @example
  * const controller = new AbortController();
  * process.once('SIGTERM', () => controller.abort());
- * await runLoader({ job: 'mnist', rank: 0, worldSize: 2, batchSize: 32, epochs: 3, cacheDir, cacheBudgetBytes: 8 << 30 },
+ * await runLoader({ job: 'mnist', rank: 0, worldSize: 2, batchSize: 32, epochs: 3, cacheDir, cacheBudgetBytes: 8 << 30, workers: 2 },
  *   { source: new LocalDirectorySource('/data/mnist'), nc, signal: controller.signal });
  */
 export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promise<LoaderSummary> {
   const o = { ...loaderDefaults(), ...withoutUndefined(options) };
-  checkOptions(o);
+  const specs = checkOptions(o, deps);
   const { signal, metrics } = deps;
   const emit = deps.onEvent ?? (() => {});
-  const collate = deps.collate ?? defaultCollate;
   let batches = 0;
   let samples = 0;
   let epochsDone = 0;
   const summary = (aborted: boolean): LoaderSummary => ({ epochs: epochsDone, batches, samples, aborted });
   if (signal?.aborted) return summary(true);
 
-  const opened = await openCachedMDSDataset({
-    source: deps.source,
-    cacheDir: o.cacheDir,
-    budgetBytes: o.cacheBudgetBytes,
-    onEvent: metrics === undefined ? undefined : (event) => metrics.onCacheEvent(event),
-  });
+  let opened: CachedMDSDataset | undefined;
+  let stage: DecodeStage | undefined;
   let sender: BatchSender | undefined;
+  // Lends shard `shard` of the cache to a builder, for as long as it reads it.
+  const lease = async (shard: number, leaseSignal: AbortSignal): Promise<ShardLease> => {
+    const { cache, shardKeys, dataset } = opened!;
+    const held = await cache.acquire(shardKeys[shard]!, { signal: leaseSignal });
+    return { file: held.file, info: dataset.index.shards[shard]!, release: held.release };
+  };
+  const stop = (): void => stage?.abort(new AbortError('the loader was stopped'));
+  signal?.addEventListener('abort', stop, { once: true });
   // Batches handed to the sender and not acked yet: for the delivered counters and latency.
   const pending = new Map<string, { readonly started: number; readonly samples: number; readonly bytes: number }>();
   const inFlight = new Set<Promise<unknown>>();
   try {
+    // Workers start (import their modules) while the dataset index is read.
+    let pool: BatchWorkerPool | undefined;
+    if (o.workers > 0) {
+      pool = new BatchWorkerPool({
+        workers: o.workers,
+        data: { job: o.job, rank: o.rank, seed: o.seed, collate: specs.collate, transform: specs.transform, maxDecodedShards: DECODED_SHARDS },
+        lease,
+        spareBuffers: o.prefetchBatches + 2,
+      });
+      stage = pool;
+    } else {
+      const loaded = await loadSteps(specs);
+      stage = new InProcessDecodeStage({
+        job: o.job,
+        rank: o.rank,
+        seed: o.seed,
+        lease,
+        collate: deps.collate ?? loaded.collate,
+        transform: deps.transform ?? loaded.transform,
+        maxDecodedShards: DECODED_SHARDS,
+        spareBuffers: o.prefetchBatches + 2,
+      });
+    }
+    if (signal?.aborted) return summary(true);
+    opened = await openCachedMDSDataset({
+      source: deps.source,
+      cacheDir: o.cacheDir,
+      budgetBytes: o.cacheBudgetBytes,
+      onEvent: metrics === undefined ? undefined : (event) => metrics.onCacheEvent(event),
+    });
+    await pool?.ready();
     const { dataset } = opened;
+    const decoder = stage;
     emit({ type: 'dataset-opened', samples: dataset.length, shards: dataset.index.shards.length });
+
+    const base = new EpochPlan({
+      shardSizes: new ShardTable(dataset.index.shards.map((s) => s.samples)),
+      worldSize: o.worldSize,
+      seed: o.seed,
+      epoch: o.firstEpoch,
+      shuffle: o.shuffle,
+      dropLast: o.dropLast,
+      batchSize: o.batchSize,
+    });
+    if (o.firstStep > base.numBatches) {
+      throw new ArgumentError('firstStep', `is ${o.firstStep}, but epoch ${o.firstEpoch} has ${base.numBatches} batches for rank ${o.rank} of ${o.worldSize} (firstStep may be 0 … ${base.numBatches})`);
+    }
     sender = await BatchSender.open(deps.nc, {
       namespace: o.namespace,
       job: o.job,
       rank: o.rank,
       maxCredits: o.maxCredits,
       maxBatchBytes: o.maxBatchBytes,
-      start: { epoch: o.firstEpoch, step: 0 },
+      start: { epoch: o.firstEpoch, step: o.firstStep },
       onEvent: (event) => {
         if (event.type === 'batch-acked') {
           const key = `${event.epoch}:${event.step}`;
@@ -158,31 +245,28 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     });
     const openedSender = sender;
     metrics?.watchSender(() => openedSender.stats());
+    // Built batches waiting for the sender.
+    let ready = 0;
+    metrics?.watchStages(() => ({ decode: decoder.building, send: ready }));
 
-    const base = new EpochPlan({
-      shardSizes: new ShardTable(dataset.index.shards.map((s) => s.samples)),
-      worldSize: o.worldSize,
-      seed: o.seed,
-      epoch: o.firstEpoch,
-      shuffle: o.shuffle,
-      dropLast: o.dropLast,
-      batchSize: o.batchSize,
-    });
     let skippedReported = false;
     const prepare = async (plan: EpochPlan, step: number): Promise<PreparedBatch> => {
       const sampleIds = plan.batchIds(o.rank, step);
-      const rows = [];
+      const shards: number[] = [];
+      const offsets: number[] = [];
       for (const id of sampleIds) {
-        if (signal?.aborted) throw new AbortError('the loader was stopped');
-        rows.push(await dataset.get(id));
+        const { shard, offset } = dataset.table.locate(id);
+        shards.push(shard);
+        offsets.push(offset);
       }
-      const { tensors, skipped } = batchTensors(await collate(rows));
-      if (skipped.length > 0 && !skippedReported) {
+      const built = await decoder.build({ epoch: plan.epoch, step, sampleIds, shards, offsets });
+      ready++;
+      metrics?.onBatchBuilt(built.seconds);
+      if (built.skipped.length > 0 && !skippedReported) {
         skippedReported = true;
-        emit({ type: 'fields-skipped', fields: skipped });
+        emit({ type: 'fields-skipped', fields: [...built.skipped] });
       }
-      const bytes = encodeBatch(tensors, { job: o.job, epoch: plan.epoch, rank: o.rank, step, sampleIds });
-      return { step, sampleIds, bytes };
+      return { step, sampleIds, built };
     };
     const track = <T>(promise: Promise<T>): Promise<T> => {
       inFlight.add(promise);
@@ -197,16 +281,21 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     for (let epoch = o.firstEpoch; epoch < o.firstEpoch + o.epochs; epoch++) {
       if (signal?.aborted) break;
       const plan = epoch === o.firstEpoch ? base : base.withEpoch(epoch);
+      const firstStep = epoch === o.firstEpoch ? o.firstStep : 0;
       const started = performance.now();
       opened.followPlan(plan, o.rank);
-      emit({ type: 'epoch-started', epoch, batches: plan.numBatches, samplesPerRank: plan.perRank });
+      emit({ type: 'epoch-started', epoch, batches: plan.numBatches, samplesPerRank: plan.perRank, firstStep });
       const ahead: Array<Promise<PreparedBatch>> = [];
-      let next = 0;
-      for (let step = 0; step < plan.numBatches; step++) {
+      let next = firstStep;
+      for (let step = firstStep; step < plan.numBatches; step++) {
         while (next < plan.numBatches && ahead.length <= o.prefetchBatches) ahead.push(track(prepare(plan, next++)));
         const batch = await ahead.shift()!;
-        pending.set(`${epoch}:${batch.step}`, { started: performance.now(), samples: batch.sampleIds.length, bytes: batch.bytes.byteLength });
-        await sender.send({ epoch, step: batch.step, sampleIds: batch.sampleIds, bytes: batch.bytes }, { signal });
+        const { bytes } = batch.built;
+        pending.set(`${epoch}:${batch.step}`, { started: performance.now(), samples: batch.sampleIds.length, bytes: bytes.byteLength });
+        await sender.send({ epoch, step: batch.step, sampleIds: batch.sampleIds, bytes }, { signal });
+        ready--;
+        // The sender copied the bytes: their buffer can take another batch.
+        decoder.recycle(bytes.buffer as ArrayBuffer);
         batches++;
         samples += batch.sampleIds.length;
       }
@@ -220,12 +309,15 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     if (signal?.aborted && (error instanceof AbortError || isAbort(error))) return summary(true);
     throw error;
   } finally {
-    // Batches being prepared read through the cache: let them settle before it closes.
+    signal?.removeEventListener('abort', stop);
+    // Batches being built read through the cache: end them (and the threads) before it closes.
+    await stage?.close();
     await Promise.allSettled(inFlight);
     if (sender !== undefined && signal?.aborted) await drain(sender, o.drainTimeoutMs, emit);
     metrics?.watchSender(undefined);
+    metrics?.watchStages(undefined);
     await sender?.close();
-    await opened.close();
+    await opened?.close();
   }
 }
 
@@ -246,7 +338,8 @@ function isAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
 }
 
-function checkOptions(o: LoaderOptions & ReturnType<typeof loaderDefaults>): void {
+/** Checks every option that can be checked before anything opens; returns the resolved module specs. */
+function checkOptions(o: LoaderOptions & ReturnType<typeof loaderDefaults>, deps: LoaderDeps): { collate: ResolvedModuleSpec | null; transform: ResolvedModuleSpec | null } {
   requireSubjectToken('namespace', o.namespace);
   requireSubjectToken('job', o.job);
   requireInt('worldSize', o.worldSize, { min: 1, max: 2 ** 31 - 1 });
@@ -254,7 +347,9 @@ function checkOptions(o: LoaderOptions & ReturnType<typeof loaderDefaults>): voi
   requireInt('batchSize', o.batchSize, { min: 1, max: 1 << 24 });
   requireInt('epochs', o.epochs, { min: 0, max: 2 ** 32 - 1 });
   requireInt('firstEpoch', o.firstEpoch, { max: 2 ** 32 - 1 - o.epochs });
+  requireInt('firstStep', o.firstStep, { max: 2 ** 32 - 1 });
   requireInt('seed', o.seed);
+  requireInt('workers', o.workers, { max: 256 });
   requireInt('prefetchBatches', o.prefetchBatches, { max: 64 });
   requireInt('maxCredits', o.maxCredits, { min: 1, max: 1_000_000 });
   requireInt('drainTimeoutMs', o.drainTimeoutMs, { max: 3_600_000 });
@@ -263,6 +358,18 @@ function checkOptions(o: LoaderOptions & ReturnType<typeof loaderDefaults>): voi
   if (!Object.values(ShuffleMode).includes(o.shuffle)) {
     throw new ArgumentError('shuffle', `must be one of ${Object.values(ShuffleMode).join(', ')}, got ${JSON.stringify(o.shuffle)}`);
   }
+  const step = (name: 'collate' | 'transform'): ResolvedModuleSpec | null => {
+    const fn: unknown = deps[name];
+    if (fn !== undefined) {
+      if (typeof fn !== 'function') throw new ArgumentError(name, `deps.${name} must be a function, got ${typeof fn}`);
+      if (o[name] !== undefined) throw new ArgumentError(name, `is given twice: as options.${name} (a module spec) and as deps.${name} (a function)`);
+      if (o.workers > 0) {
+        throw new ArgumentError(name, `a function cannot reach the ${o.workers} worker threads: give options.${name} as a module spec { module, export, args }, or set workers: 0`);
+      }
+    }
+    return o[name] === undefined ? null : resolveModuleSpec(name, o[name]);
+  };
+  return { collate: step('collate'), transform: step('transform') };
 }
 
 function withoutUndefined<T extends object>(o: T): T {
