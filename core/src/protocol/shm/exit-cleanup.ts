@@ -40,7 +40,10 @@ function install(): void {
   if (installed) return;
   installed = true;
   process.on('exit', runAll);
-  for (const [signal, handler] of handlers) process.on(signal, handler);
+  // First in line, so that it still sees an application's `once` listener, which Node removes
+  // just before calling it: counted after it, the application would look absent and the signal
+  // would be raised again under its feet.
+  for (const [signal, handler] of handlers) process.prependListener(signal, handler);
 }
 
 function uninstall(): void {

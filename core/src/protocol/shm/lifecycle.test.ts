@@ -79,14 +79,16 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-test('when the application handles SIGTERM itself, it decides; the segments go when it exits', async () => {
-  const { child, paths, exited } = await startChild('own-handler');
-  child.kill('SIGTERM');
-  const result = await exited;
-  assert.equal(result.code, 0);
-  assert.match(result.stdout, /handled/);
-  assert.ok(noneExist(paths));
-});
+for (const mode of ['own-handler', 'own-once-handler'] as const) {
+  test(`when the application handles SIGTERM itself, it decides; the segments go when it exits (${mode})`, async () => {
+    const { child, paths, exited } = await startChild(mode);
+    child.kill('SIGTERM');
+    const result = await exited;
+    assert.equal(result.code, 0, 'the application exited as it chose, not killed by a re-raised signal');
+    assert.match(result.stdout, /handled/);
+    assert.ok(noneExist(paths));
+  });
+}
 
 test("a SIGKILLed run's segments are reclaimed by the next ring; a live owner's are never touched", async () => {
   const { child, paths, exited } = await startChild('hang');
