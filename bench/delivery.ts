@@ -102,7 +102,7 @@ class NatsPath {
       return bytes;
     })();
     const started = performance.now();
-    // The batch is never changed, so it is handed over (as the loader pipeline does with each fresh encoding).
+    // The batch is never changed, so it is handed over: the sender keeps it without a copy.
     for (let step = 0; step < count; step++) await this.sender.send({ epoch, step, sampleIds: [], bytes: batch, transfer: true });
     await this.sender.endEpoch(epoch, count);
     const bytes = await consume;

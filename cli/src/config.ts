@@ -449,6 +449,11 @@ export const LOADER_ENV = {
   seed: 'SHARDLINE_SEED',
   shuffle: 'SHARDLINE_SHUFFLE',
   metricsPort: 'SHARDLINE_METRICS_PORT',
+  workers: 'SHARDLINE_WORKERS',
+  firstEpoch: 'SHARDLINE_FIRST_EPOCH',
+  firstStep: 'SHARDLINE_FIRST_STEP',
+  shmDir: 'SHARDLINE_SHM_DIR',
+  hostId: 'SHARDLINE_HOST_ID',
 } as const;
 
 /** The shuffle modes of `--shuffle`. */
@@ -472,13 +477,38 @@ export interface LoaderConfig {
   readonly shuffle: (typeof LOADER_SHUFFLES)[number];
   /** 0 picks a free port. */
   readonly metricsPort: number;
+  /** Worker threads that decode and build batches (0: the main thread). */
+  readonly workers: number;
+  /** Where serving starts: a replacement loader resumes its rank's stream here. */
+  readonly firstEpoch: number;
+  readonly firstStep: number;
+  /** The shared-memory segment folder, or false for NATS only (`--shm-dir off`). */
+  readonly shmDir: string | false;
+  /** This loader's host for the shared-memory handshake (undefined: the hostname). */
+  readonly hostId: string | undefined;
   readonly logLevel: LogLevel;
   readonly s3: S3Settings;
 }
 
 /** Defaults of `loader`: one epoch, shard-aware shuffling (the cache stays hot), metrics on 9090. */
-export function loaderDefaults(): Pick<LoaderConfig, 'namespace' | 'natsUrls' | 'cacheBudgetBytes' | 'epochs' | 'seed' | 'shuffle' | 'metricsPort' | 'logLevel'> {
-  return { namespace: 'default', natsUrls: ['nats://127.0.0.1:4222'], cacheBudgetBytes: 8 * 1024 ** 3, epochs: 1, seed: 0, shuffle: 'shard-aware', metricsPort: 9090, logLevel: 'info' };
+export function loaderDefaults(): Pick<
+  LoaderConfig,
+  'namespace' | 'natsUrls' | 'cacheBudgetBytes' | 'epochs' | 'seed' | 'shuffle' | 'metricsPort' | 'workers' | 'firstEpoch' | 'firstStep' | 'shmDir' | 'logLevel'
+> {
+  return {
+    namespace: 'default',
+    natsUrls: ['nats://127.0.0.1:4222'],
+    cacheBudgetBytes: 8 * 1024 ** 3,
+    epochs: 1,
+    seed: 0,
+    shuffle: 'shard-aware',
+    metricsPort: 9090,
+    workers: 2,
+    firstEpoch: 0,
+    firstStep: 0,
+    shmDir: '/dev/shm',
+    logLevel: 'info',
+  };
 }
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -519,6 +549,14 @@ const LoaderFlagsSchema = z
     seed: int('--seed (or SHARDLINE_SEED)', 0, Number.MAX_SAFE_INTEGER),
     shuffle: z.enum(LOADER_SHUFFLES, { error: `--shuffle (or SHARDLINE_SHUFFLE) must be one of ${LOADER_SHUFFLES.join(', ')}` }),
     metricsPort: int('--metrics-port (or SHARDLINE_METRICS_PORT)', 0, 65_535),
+    workers: int('--workers (or SHARDLINE_WORKERS)', 0, 64),
+    firstEpoch: int('--first-epoch (or SHARDLINE_FIRST_EPOCH)', 0, 2 ** 32 - 2),
+    firstStep: int('--first-step (or SHARDLINE_FIRST_STEP)', 0, 2 ** 32 - 1),
+    shmDir: z.string().transform(checked((value): string | false => (value === 'off' ? false : localPath('--shm-dir (or SHARDLINE_SHM_DIR)', value)))),
+    hostId: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,128}$/, { error: '--host-id (or SHARDLINE_HOST_ID) must be 1 to 128 printable ASCII characters without spaces' })
+      .optional(),
     logLevel: logLevelSchema,
     s3: s3Schema,
   })

@@ -73,7 +73,10 @@ const LOADER_HELP = `
 Every flag can come from the environment instead (flags win): SHARDLINE_JOB, SHARDLINE_NAMESPACE,
 SHARDLINE_RANK, SHARDLINE_WORLD_SIZE, SHARDLINE_DATASET, SHARDLINE_NATS_URL (or NATS_URL),
 SHARDLINE_NATS_CREDS, SHARDLINE_CACHE_DIR, SHARDLINE_CACHE_BUDGET, SHARDLINE_BATCH_SIZE,
-SHARDLINE_EPOCHS, SHARDLINE_SEED, SHARDLINE_SHUFFLE, SHARDLINE_METRICS_PORT.
+SHARDLINE_EPOCHS, SHARDLINE_SEED, SHARDLINE_SHUFFLE, SHARDLINE_METRICS_PORT, SHARDLINE_WORKERS,
+SHARDLINE_FIRST_EPOCH, SHARDLINE_FIRST_STEP, SHARDLINE_SHM_DIR, SHARDLINE_HOST_ID.
+A trainer on the same node (same --host-id, the shared-memory folder mounted in both) gets its
+batches through shared memory; elsewhere, or with --shm-dir off, over NATS.
 SIGTERM or SIGINT stops the loader: it stops preparing batches, gives the trainer a few seconds to
 ack what was sent, closes its cache and NATS connection and exits 0.
 ${S3_HELP}
@@ -217,6 +220,11 @@ export function buildProgram(): Command {
       .option('--seed <n>', 'seed of the epoch plan (default 0)')
       .option('--shuffle <mode>', `${LOADER_SHUFFLES.join(', ')} (default shard-aware)`)
       .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 9090; 0 picks one)')
+      .option('--workers <n>', 'worker threads that decode and build batches, 0 = the main thread (default 2)')
+      .option('--first-epoch <n>', 'the epoch to start at (default 0): a replacement loader resumes its rank here')
+      .option('--first-step <n>', 'the step of --first-epoch to start at (default 0)')
+      .option('--shm-dir <dir>', 'shared-memory segment folder for a trainer on this node, or "off" (default /dev/shm)')
+      .option('--host-id <id>', 'this node, for the shared-memory handshake (default the hostname; in Kubernetes the node name)')
       .option('--log-level <level>', LOG_LEVEL_HELP)
       .addHelpText('after', LOADER_HELP),
   )

@@ -28,6 +28,10 @@ test('cache events, deliveries and the sender window move the right series', asy
   metrics.onDelivered({ samples: 3, bytes: 100, seconds: 2 });
   let window = { inFlight: 2, heldBatches: 5 };
   metrics.watchSender(() => window);
+  metrics.onSenderEvent({ type: 'trainer-wait', session: 1, seconds: 1 });
+  metrics.onSenderEvent({ type: 'trainer-wait', session: 1, seconds: 0.25 });
+  metrics.onSenderEvent({ type: 'bye', session: 1 });
+  metrics.onShmBatch();
   let text = await metrics.text();
   const expected = {
     shardline_cache_hits_total: 2,
@@ -42,7 +46,8 @@ test('cache events, deliveries and the sender window move the right series', asy
     shardline_delivery_latency_seconds_sum: 2.02,
     shardline_credits_in_flight: 2,
     shardline_batches_held: 5,
-    shardline_trainer_wait_seconds_count: 0,
+    shardline_trainer_wait_seconds_total: 1.25,
+    shardline_shm_batches_total: 1,
   };
   for (const [name, v] of Object.entries(expected)) assert.equal(value(text, name), v, name);
   assert.match(text, /shardline_delivery_latency_seconds_bucket\{le="0\.025",job="m",rank="3"\} 1/);

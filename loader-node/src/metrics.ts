@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ArgumentError } from '@shardline/core';
+import type { SenderEvent } from '@shardline/core/protocol';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheEvent } from './cache/shard-cache.ts';
 
@@ -65,8 +66,14 @@ export class LoaderMetrics {
   readonly verificationFailures: Counter;
   /** From a batch handed to the sender until the trainer acked it, in seconds. */
   readonly deliveryLatency: Histogram;
-  /** How long the trainer waited for a batch, in seconds (reported by the trainer client). */
-  readonly trainerWait: Histogram;
+  /**
+   * Seconds the trainer's consumer waited for batches, as its client reports them with each
+   * credit (docs/protocol.md, `credit.waitedSeconds`). `rate()` of it is the share of time the
+   * trainer starves: the data-wait signal of adaptive batch sizing.
+   */
+  readonly trainerWait: Counter;
+  /** Batches that travelled through shared memory instead of NATS. */
+  readonly shmBatches: Counter;
   /** Time to build one batch (read, decode, transform, collate, encode), measured where it was built. */
   readonly batchBuild: Histogram;
   /** Batches in each pipeline stage (`stage` label: `decode`, `send`). */
@@ -106,12 +113,8 @@ export class LoaderMetrics {
       buckets,
       registers,
     });
-    this.trainerWait = new Histogram({
-      name: 'shardline_trainer_wait_seconds',
-      help: 'Time the trainer waited for its next batch (data-wait).',
-      buckets,
-      registers,
-    });
+    this.trainerWait = counter('trainer_wait_seconds_total', 'Seconds the trainer waited for batches (data-wait), as its client reports them.');
+    this.shmBatches = counter('shm_batches_total', 'Batches placed in shared memory for a trainer on the same host (descriptors over NATS).');
     this.batchBuild = new Histogram({
       name: 'shardline_batch_build_seconds',
       help: 'Time to read, decode, transform, collate and encode one batch, measured on the thread that built it.',
@@ -160,6 +163,16 @@ export class LoaderMetrics {
     this.samplesDelivered.inc(batch.samples);
     this.bytesDelivered.inc(batch.bytes);
     this.deliveryLatency.observe(batch.seconds);
+  }
+
+  /** What the sender reports: the trainer's waits, and batches placed in shared memory. */
+  onSenderEvent(event: SenderEvent): void {
+    if (event.type === 'trainer-wait') this.trainerWait.inc(event.seconds);
+  }
+
+  /** A batch was placed in shared memory. */
+  onShmBatch(): void {
+    this.shmBatches.inc();
   }
 
   /** A batch was built in `seconds` (as measured by the thread that built it). */

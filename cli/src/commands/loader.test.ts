@@ -44,6 +44,10 @@ test('bad flags and variables are refused naming the flag; the process exits 2',
     [{ ...flags, natsUrl: 'http://x' }, {}, /--nats-url .* must be nats:\/\/host:port/],
     [{ ...flags, dataset: 'gs://bucket/x' }, {}, /--dataset .* must be a local directory or s3:\/\/bucket\/prefix\//],
     [flags, { SHARDLINE_EPOCHS: '0' }, /--epochs \(or SHARDLINE_EPOCHS\) must be in \[1, 1000000\], got "0"/],
+    [{ ...flags, workers: '-1' }, {}, /--workers \(or SHARDLINE_WORKERS\) must be in \[0, 64\]/],
+    [{ ...flags, firstStep: 'x' }, {}, /--first-step \(or SHARDLINE_FIRST_STEP\) must be a number/],
+    [flags, { SHARDLINE_HOST_ID: 'node a' }, /--host-id \(or SHARDLINE_HOST_ID\) must be 1 to 128 printable ASCII characters/],
+    [{ ...flags, shmDir: '' }, {}, /--shm-dir \(or SHARDLINE_SHM_DIR\) must be a path/],
   ];
   for (const [f, env, message] of cases) assert.throws(() => parseLoaderConfig(f, env), (e: unknown) => e instanceof ConfigError && message.test(e.message), String(message));
   // Through the real command line: a schema error and an unknown flag both exit 2.
@@ -58,6 +62,8 @@ test('bad flags and variables are refused naming the flag; the process exits 2',
   }
 });
 
+const REQUIRED_FLAGS = { job: 'j', rank: '0', worldSize: '1', dataset: '/data', cacheDir: '/cache', batchSize: '4' };
+
 test('flags win over SHARDLINE_* variables, which win over the defaults', () => {
   const config = parseLoaderConfig(
     { job: 'flag-job', rank: '1', cacheBudget: '512mb' },
@@ -70,6 +76,9 @@ test('flags win over SHARDLINE_* variables, which win over the defaults', () => 
   assert.equal(config.cacheBudgetBytes, 512 * 1024 * 1024);
   assert.deepEqual(config.natsUrls, ['nats://a:4222', 'nats://b:4222']);
   assert.deepEqual([config.namespace, config.epochs, config.seed, config.shuffle, config.metricsPort], ['default', 1, 0, 'shard-aware', 9090]);
+  assert.deepEqual([config.workers, config.firstEpoch, config.firstStep, config.shmDir, config.hostId], [2, 0, 0, '/dev/shm', undefined]);
+  const resumed = parseLoaderConfig({ ...REQUIRED_FLAGS, workers: '0', firstEpoch: '2', firstStep: '7', shmDir: 'off' }, { SHARDLINE_HOST_ID: 'node-a' });
+  assert.deepEqual([resumed.workers, resumed.firstEpoch, resumed.firstStep, resumed.shmDir, resumed.hostId], [0, 2, 7, false, 'node-a']);
   assert.throws(() => parseLoaderConfig({}, {}), ConfigError);
 });
 

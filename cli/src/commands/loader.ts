@@ -47,6 +47,11 @@ export async function runLoaderCommand(config: LoaderConfig, log: Logger, signal
         shuffle: config.shuffle,
         cacheDir: config.cacheDir,
         cacheBudgetBytes: config.cacheBudgetBytes,
+        workers: config.workers,
+        firstEpoch: config.firstEpoch,
+        firstStep: config.firstStep,
+        shm: config.shmDir === false ? false : { directory: config.shmDir },
+        ...(config.hostId === undefined ? {} : { hostId: config.hostId }),
       },
       {
         source,
@@ -98,8 +103,8 @@ function logEvent(log: Logger, event: LoaderEvent): void {
   if (event.type === 'delivery') {
     const e = event.event;
     // Acks come once per batch: debug. Sessions, refusals and protocol trouble: info and above.
-    if (e.type === 'batch-acked' || e.type === 'epoch-acked' || e.type === 'credit-clamped') log.debug({ event: `delivery.${e.type}`, ...e }, e.type);
-    else if (e.type === 'malformed' || e.type === 'transport-error' || e.type === 'refused') log.warn({ event: `delivery.${e.type}`, ...e }, e.type);
+    if (e.type === 'batch-acked' || e.type === 'epoch-acked' || e.type === 'credit-clamped' || e.type === 'trainer-wait') log.debug({ event: `delivery.${e.type}`, ...e }, e.type);
+    else if (e.type === 'malformed' || e.type === 'transport-error' || e.type === 'refused' || e.type === 'shm-unavailable') log.warn({ event: `delivery.${e.type}`, ...e }, e.type);
     else log.info({ event: `delivery.${e.type}`, ...e }, e.type);
     return;
   }

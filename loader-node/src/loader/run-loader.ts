@@ -80,6 +80,14 @@ export interface LoaderOptions {
   /** After an abort, how long the trainer may still ack batches already accepted (default 5 s). */
   readonly drainTimeoutMs?: number;
   /**
+   * The shared-memory fast path for a trainer on this host (docs/protocol.md §12): its segment
+   * folder (default `{}`: `/dev/shm`), or false for NATS only. Used only with a trainer whose
+   * hello offers it from the same `hostId`.
+   */
+  readonly shm?: { readonly directory?: string } | false;
+  /** This loader's host in welcomes; shared memory needs the trainer's to be equal (default the hostname; in Kubernetes the node name). */
+  readonly hostId?: string;
+  /**
    * Samples → batch, as a module spec whose export is a factory `(args) => collateFn` (default
    * core's defaultCollate). Tensors of the result go on the wire.
    */
@@ -126,8 +134,20 @@ export interface LoaderSummary {
 }
 
 /** The defaults of {@link LoaderOptions}. */
-export function loaderDefaults(): Required<Pick<LoaderOptions, 'namespace' | 'firstEpoch' | 'firstStep' | 'seed' | 'shuffle' | 'dropLast' | 'workers' | 'prefetchBatches' | 'maxCredits' | 'drainTimeoutMs'>> {
-  return { namespace: 'default', firstEpoch: 0, firstStep: 0, seed: 0, shuffle: ShuffleMode.ShardAware, dropLast: false, workers: 2, prefetchBatches: 2, maxCredits: 8, drainTimeoutMs: 5000 };
+export function loaderDefaults(): Required<Pick<LoaderOptions, 'namespace' | 'firstEpoch' | 'firstStep' | 'seed' | 'shuffle' | 'dropLast' | 'workers' | 'prefetchBatches' | 'maxCredits' | 'drainTimeoutMs' | 'shm'>> {
+  return {
+    namespace: 'default',
+    firstEpoch: 0,
+    firstStep: 0,
+    seed: 0,
+    shuffle: ShuffleMode.ShardAware,
+    dropLast: false,
+    workers: 2,
+    prefetchBatches: 2,
+    maxCredits: 8,
+    drainTimeoutMs: 5000,
+    shm: {},
+  };
 }
 
 /** Decompressed shards each builder keeps (compressed datasets only). */
@@ -233,7 +253,10 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       maxCredits: o.maxCredits,
       maxBatchBytes: o.maxBatchBytes,
       start: { epoch: o.firstEpoch, step: o.firstStep },
+      shm: o.shm === false ? false : { ...o.shm },
+      ...(o.hostId === undefined ? {} : { hostId: o.hostId }),
       onEvent: (event) => {
+        metrics?.onSenderEvent(event);
         if (event.type === 'batch-acked') {
           const key = `${event.epoch}:${event.step}`;
           const batch = pending.get(key);
@@ -245,8 +268,9 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     });
     const openedSender = sender;
     metrics?.watchSender(() => openedSender.stats());
-    // Built batches waiting for the sender.
+    // Built batches waiting for the sender, and batches placed in shared memory so far.
     let ready = 0;
+    let shmBatches = 0;
     metrics?.watchStages(() => ({ decode: decoder.building, send: ready }));
 
     let skippedReported = false;
@@ -294,6 +318,9 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
         pending.set(`${epoch}:${batch.step}`, { started: performance.now(), samples: batch.sampleIds.length, bytes: bytes.byteLength });
         await sender.send({ epoch, step: batch.step, sampleIds: batch.sampleIds, bytes }, { signal });
         ready--;
+        const placed = sender.stats().shmBatches;
+        if (placed > shmBatches) metrics?.onShmBatch();
+        shmBatches = placed;
         // The sender copied the bytes: their buffer can take another batch.
         decoder.recycle(bytes.buffer as ArrayBuffer);
         batches++;
@@ -353,6 +380,9 @@ function checkOptions(o: LoaderOptions & ReturnType<typeof loaderDefaults>, deps
   requireInt('prefetchBatches', o.prefetchBatches, { max: 64 });
   requireInt('maxCredits', o.maxCredits, { min: 1, max: 1_000_000 });
   requireInt('drainTimeoutMs', o.drainTimeoutMs, { max: 3_600_000 });
+  if (o.shm !== false && (typeof o.shm !== 'object' || o.shm === null || (o.shm.directory !== undefined && (typeof o.shm.directory !== 'string' || o.shm.directory === '')))) {
+    throw new ArgumentError('shm', `must be false or { directory?: a non-empty path }, got ${JSON.stringify(o.shm)}`);
+  }
   requireInt('cacheBudgetBytes', o.cacheBudgetBytes, { min: 1 });
   if (typeof o.cacheDir !== 'string' || o.cacheDir === '') throw new ArgumentError('cacheDir', `must be a directory path, got ${JSON.stringify(o.cacheDir)}`);
   if (!Object.values(ShuffleMode).includes(o.shuffle)) {
