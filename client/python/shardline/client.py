@@ -214,6 +214,7 @@ class BatchStream:
         waited = now - started
         self.reads += 1
         self.wait_seconds += waited
+        self._protocol.add_wait(waited)
         if self._on_wait is not None:
             self._on_wait(waited)
         await self._publish(outgoing)

@@ -81,6 +81,7 @@ class ReceiverProtocol:
         self.session = 0
         self._connecting_since = 0.0
         self._hello_sent_at = 0.0
+        self._waited = 0.0
         self._last_refusal: Optional[str] = None
         self._last_progress_at = 0.0
         self._last_control_at = 0.0
@@ -95,6 +96,7 @@ class ReceiverProtocol:
             self._last_refusal = None
         self.state = "connecting"
         self.session = new_session_id(self.session)
+        self._waited = 0.0
         resume, credits = self.window.begin(self.session)
         self._hello_sent_at = now
         self._emit({"type": "hello", "session": self.session, "resume": resume, "credits": credits, "why": why})
@@ -218,8 +220,13 @@ class ReceiverProtocol:
         out: List[Outgoing] = []
         if self.window.last_consumed is not None:
             out.append(("ctl", encode_ack(self.session, self.window.last_consumed)))
-        out.append(("ctl", encode_credit(self.session, self.window.granted)))
+        out.append(("ctl", encode_credit(self.session, self.window.granted, self._waited)))
         return out
+
+    def add_wait(self, seconds: float) -> None:
+        """Adds to the wait reported to the loader with the next credit (``credit.waitedSeconds``)."""
+        if seconds > 0:
+            self._waited += seconds
 
     def _accepted(self, outcome: Outcome, at: Position, now: float) -> Step:
         if outcome.status == "stored":

@@ -394,9 +394,12 @@ def encode_hello(
     )
 
 
-def encode_credit(session: int, granted: int) -> bytes:
-    """A cumulative ``credit``."""
-    return _encode({"type": "credit", "version": PROTOCOL_VERSION, "session": session, "granted": granted})
+def encode_credit(session: int, granted: int, waited_seconds: Optional[float] = None) -> bytes:
+    """A cumulative ``credit``; ``waited_seconds`` is the session's total wait (optional field)."""
+    message: Dict[str, Any] = {"type": "credit", "version": PROTOCOL_VERSION, "session": session, "granted": granted}
+    if waited_seconds is not None:
+        message["waitedSeconds"] = round(min(max(waited_seconds, 0.0), 1e9), 6)
+    return _encode(message)
 
 
 def encode_ack(session: int, position: Position) -> bytes:

@@ -103,12 +103,25 @@ class ProtocolTest(unittest.TestCase):
         item, out = p.take(0.2)
         self.assertEqual(item.position, Position(0, 0))
         self.assertEqual(sent(out), [("ctl", {"type": "ack", "version": 1, "session": s, "epoch": 0, "step": 0}),
-                                     ("ctl", {"type": "credit", "version": 1, "session": s, "granted": 3})])
+                                     ("ctl", {"type": "credit", "version": 1, "session": s, "granted": 3, "waitedSeconds": 0.0})])
         p.on_events(event(type="end-of-epoch", session=s, epoch=0, batches=1), 0.3)
         item, out = p.take(0.3)
         self.assertEqual(item.position, Position(0, 1))
         self.assertEqual([m["type"] for _, m in sent(out)], ["ack", "credit"])
         self.assertEqual(sent(out)[1][1]["granted"], 3, "an end marker takes no credit")
+
+    def test_credits_carry_the_session_wait_and_a_new_session_starts_from_zero(self):
+        p = self.open()
+        s = p.session
+        p.add_wait(0.25)
+        p.add_wait(0.5)
+        p.add_wait(-1.0)  # nothing
+        beat = sent(p.tick(1.0))
+        self.assertIn(("ctl", {"type": "credit", "version": 1, "session": s, "granted": 2, "waitedSeconds": 0.75}), beat)
+        p.connect(1.1, "reset")
+        p.on_events(welcome(p.session, (0, 0)), 1.2)
+        credits = [m for _, m in sent(p.tick(2.5)) if m["type"] == "credit"]
+        self.assertEqual(credits[0]["waitedSeconds"], 0.0, "the loader counts per session")
 
     def test_nack_after_silence_names_the_missing_chunks(self):
         p = self.open()
@@ -125,7 +138,7 @@ class ProtocolTest(unittest.TestCase):
         [(_, nack)] = sent(p.tick(0.25))
         self.assertEqual((nack["type"], nack["epoch"], nack["step"], "chunks" in nack), ("nack", 0, 0, False))
         beat = sent(p.tick(1.0))
-        self.assertIn(("ctl", {"type": "credit", "version": 1, "session": s, "granted": 2}), beat)
+        self.assertIn(("ctl", {"type": "credit", "version": 1, "session": s, "granted": 2, "waitedSeconds": 0.0}), beat)
         self.assertNotIn("ack", [m["type"] for _, m in beat], "nothing consumed yet: no ack")
 
     def test_reset_starts_a_new_session_from_the_consumer_position(self):
