@@ -1,6 +1,7 @@
 /**
  * Benchmark `delivery`: loader → trainer delivered bytes per second, for batches of 1, 4, 16 and
- * 64 MiB (1 and 4 MiB with --quick), on one nats-server on loopback (test/infra, max_payload 8 MiB).
+ * 64 MiB (1 and 4 MiB with --quick), on one nats-server on loopback (test/infra, max_payload 8 MiB,
+ * max_pending 192 MB as a deployment for large batches sets it).
  * Batches are opaque random bytes (already encoded); every path delivers the same batch `count`
  * times per round and is timed from its first send to its last batch consumed.
  *
@@ -51,6 +52,10 @@ const NAMESPACE = 'bench';
 const JOB = 'delivery';
 /** Credit window of the NATS path and slots of the shared-memory ring. */
 const WINDOW = 4;
+/** The server's per-client max_pending in this bench. */
+const MAX_PENDING = '192MB';
+/** The senders' bound on bytes held, paired with MAX_PENDING (a chunk of room left): 2 batches of 64 MiB in flight. */
+const MAX_HELD_BYTES = 128 * 1024 * 1024;
 /** The most bytes one nats.js Bench run publishes (see timeBench). */
 const BENCH_RUN_BYTES = 32 * MiB;
 
@@ -78,7 +83,7 @@ class NatsPath {
   static async open(loader: NatsConnection, trainer: NatsConnection, rank: number, batchBytes: number, shmDirectory?: string): Promise<NatsPath> {
     const scope = { namespace: NAMESPACE, job: JOB, rank };
     const shm = shmDirectory === undefined ? false : { directory: shmDirectory };
-    const sender = await BatchSender.open(loader, { ...scope, maxCredits: WINDOW, maxBatchBytes: batchBytes, shm });
+    const sender = await BatchSender.open(loader, { ...scope, maxCredits: WINDOW, maxBatchBytes: batchBytes, maxHeldBytes: MAX_HELD_BYTES, shm });
     const receiver = await BatchReceiver.connect(trainer, { ...scope, window: WINDOW, maxBatchBytes: batchBytes, clientId: `bench-trainer-${rank}`, shm });
     const path = new NatsPath(sender, receiver);
     if (shmDirectory !== undefined) {
@@ -230,14 +235,16 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
   const rounds = o.quick ? 3 : 5;
   const bytesPerRound = (o.quick ? 32 : 128) * MiB;
   const began = performance.now();
-  const nats = await startNats({ jetstream: false, allowExternal: false });
+  // As a deployment would (docs/operations.md): a client's pending bytes above what a loader may
+  // have in flight (maxHeldBytes, 48 MiB) plus one 64 MiB batch, so no trainer is cut as a slow consumer.
+  const nats = await startNats({ jetstream: false, allowExternal: false, maxPending: MAX_PENDING });
   const shmDir = mkdtempSync('/dev/shm/shardline-bench-delivery-');
   const loader = await connect({ servers: nats.url, name: 'bench-loader' });
   const trainer = await connect({ servers: nats.url, name: 'bench-trainer' });
   const bench = await connect({ servers: nats.url, name: 'bench-bench' });
   const maxPayload = loader.info!.max_payload;
   const chunk = maxPayload - frameHeaderBytes(JOB);
-  o.log(`delivery: nats-server at ${nats.url}, max_payload ${maxPayload} bytes (chunks of ${chunk}); ${rounds} rounds, window ${WINDOW}; shm in ${shmDir}`);
+  o.log(`delivery: nats-server at ${nats.url}, max_payload ${maxPayload} bytes (chunks of ${chunk}), max_pending ${MAX_PENDING}; ${rounds} rounds, window ${WINDOW}; shm in ${shmDir}`);
   const metrics: Record<string, number> = {};
   const ratios = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[], shmVsTmpfs: [] as number[] };
   try {

@@ -32,6 +32,12 @@ export interface NatsOptions {
   allowExternal?: boolean;
   /** How long to wait for readiness (default 20 s). */
   readyTimeoutMs?: number;
+  /**
+   * Bytes the server buffers for one client before cutting it as a slow consumer, e.g. `256MB`
+   * (default: nats-server's own, 64 MB). Delivery of large batches needs it above the loader's
+   * bytes in flight plus a batch.
+   */
+  maxPending?: string;
 }
 
 /** A nats-server started (or, when `external`, found) for a test. */
@@ -89,6 +95,10 @@ export function natsConfig(port: number, monitorPort: number, storeDir: string, 
     // Tests move batches of several MB (ARCHITECTURE: 8 MB is the advised ceiling).
     'max_payload: 8MB',
   ];
+  if (options.maxPending !== undefined) {
+    if (!/^\d+(KB|MB|GB)?$/.test(options.maxPending)) throw new Error(`maxPending must be like 256MB, got ${JSON.stringify(options.maxPending)}`);
+    lines.push(`max_pending: ${options.maxPending}`);
+  }
   if (options.jetstream ?? true) {
     lines.push(`jetstream { store_dir: ${q(storeDir)}, max_memory_store: 256MB, max_file_store: 1GB }`);
   }
