@@ -454,6 +454,7 @@ export const LOADER_ENV = {
   firstStep: 'SHARDLINE_FIRST_STEP',
   shmDir: 'SHARDLINE_SHM_DIR',
   hostId: 'SHARDLINE_HOST_ID',
+  maxHeld: 'SHARDLINE_MAX_HELD',
 } as const;
 
 /** The shuffle modes of `--shuffle`. */
@@ -486,6 +487,8 @@ export interface LoaderConfig {
   readonly shmDir: string | false;
   /** This loader's host for the shared-memory handshake (undefined: the hostname). */
   readonly hostId: string | undefined;
+  /** Bytes held unacked at most (undefined: the sender's default, 48 MiB). */
+  readonly maxHeldBytes: number | undefined;
   readonly logLevel: LogLevel;
   readonly s3: S3Settings;
 }
@@ -553,6 +556,7 @@ const LoaderFlagsSchema = z
     firstEpoch: int('--first-epoch (or SHARDLINE_FIRST_EPOCH)', 0, 2 ** 32 - 2),
     firstStep: int('--first-step (or SHARDLINE_FIRST_STEP)', 0, 2 ** 32 - 1),
     shmDir: z.string().transform(checked((value): string | false => (value === 'off' ? false : localPath('--shm-dir (or SHARDLINE_SHM_DIR)', value)))),
+    maxHeldBytes: z.string().transform(checked((value) => parseByteSize('--max-held (or SHARDLINE_MAX_HELD)', value))).optional(),
     hostId: z
       .string()
       .regex(/^[\x21-\x7e]{1,128}$/, { error: '--host-id (or SHARDLINE_HOST_ID) must be 1 to 128 printable ASCII characters without spaces' })
@@ -574,11 +578,12 @@ export function parseLoaderConfig(flags: Record<string, unknown>, env: NodeJS.Pr
     const v = env[variable]?.trim();
     if (v !== undefined && v !== '') fromEnv[key] = v;
   }
-  const { natsUrl, cacheBudget, ...rest } = { ...fromEnv, ...dropUndefined(flags) } as Record<string, unknown>;
+  const { natsUrl, cacheBudget, maxHeld, ...rest } = { ...fromEnv, ...dropUndefined(flags) } as Record<string, unknown>;
   const raw = dropUndefined({
     ...loaderDefaults(),
     natsUrls: natsUrl ?? (env.NATS_URL?.trim() || undefined) ?? loaderDefaults().natsUrls.join(','),
     cacheBudgetBytes: String(cacheBudget ?? loaderDefaults().cacheBudgetBytes),
+    maxHeldBytes: maxHeld === undefined ? undefined : String(maxHeld),
     logLevel: env.SHARDLINE_LOG_LEVEL ?? loaderDefaults().logLevel,
     ...rest,
     s3: rawS3(flags, env),

@@ -74,7 +74,7 @@ Every flag can come from the environment instead (flags win): SHARDLINE_JOB, SHA
 SHARDLINE_RANK, SHARDLINE_WORLD_SIZE, SHARDLINE_DATASET, SHARDLINE_NATS_URL (or NATS_URL),
 SHARDLINE_NATS_CREDS, SHARDLINE_CACHE_DIR, SHARDLINE_CACHE_BUDGET, SHARDLINE_BATCH_SIZE,
 SHARDLINE_EPOCHS, SHARDLINE_SEED, SHARDLINE_SHUFFLE, SHARDLINE_METRICS_PORT, SHARDLINE_WORKERS,
-SHARDLINE_FIRST_EPOCH, SHARDLINE_FIRST_STEP, SHARDLINE_SHM_DIR, SHARDLINE_HOST_ID.
+SHARDLINE_FIRST_EPOCH, SHARDLINE_FIRST_STEP, SHARDLINE_SHM_DIR, SHARDLINE_HOST_ID, SHARDLINE_MAX_HELD.
 A trainer on the same node (same --host-id, the shared-memory folder mounted in both) gets its
 batches through shared memory; elsewhere, or with --shm-dir off, over NATS.
 SIGTERM or SIGINT stops the loader: it stops preparing batches, gives the trainer a few seconds to
@@ -224,6 +224,7 @@ export function buildProgram(): Command {
       .option('--first-epoch <n>', 'the epoch to start at (default 0): a replacement loader resumes its rank here')
       .option('--first-step <n>', 'the step of --first-epoch to start at (default 0)')
       .option('--shm-dir <dir>', 'shared-memory segment folder for a trainer on this node, or "off" (default /dev/shm)')
+      .option('--max-held <size>', 'bytes of batches held until acked, e.g. 128mb (default 48mb; keep below the NATS server\'s max_pending)')
       .option('--host-id <id>', 'this node, for the shared-memory handshake (default the hostname; in Kubernetes the node name)')
       .option('--log-level <level>', LOG_LEVEL_HELP)
       .addHelpText('after', LOADER_HELP),

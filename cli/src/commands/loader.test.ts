@@ -48,6 +48,7 @@ test('bad flags and variables are refused naming the flag; the process exits 2',
     [{ ...flags, firstStep: 'x' }, {}, /--first-step \(or SHARDLINE_FIRST_STEP\) must be a number/],
     [flags, { SHARDLINE_HOST_ID: 'node a' }, /--host-id \(or SHARDLINE_HOST_ID\) must be 1 to 128 printable ASCII characters/],
     [{ ...flags, shmDir: '' }, {}, /--shm-dir \(or SHARDLINE_SHM_DIR\) must be a path/],
+    [{ ...flags, maxHeld: 'lots' }, {}, /--max-held \(or SHARDLINE_MAX_HELD\) must be a size/],
   ];
   for (const [f, env, message] of cases) assert.throws(() => parseLoaderConfig(f, env), (e: unknown) => e instanceof ConfigError && message.test(e.message), String(message));
   // Through the real command line: a schema error and an unknown flag both exit 2.
@@ -77,8 +78,12 @@ test('flags win over SHARDLINE_* variables, which win over the defaults', () => 
   assert.deepEqual(config.natsUrls, ['nats://a:4222', 'nats://b:4222']);
   assert.deepEqual([config.namespace, config.epochs, config.seed, config.shuffle, config.metricsPort], ['default', 1, 0, 'shard-aware', 9090]);
   assert.deepEqual([config.workers, config.firstEpoch, config.firstStep, config.shmDir, config.hostId], [2, 0, 0, '/dev/shm', undefined]);
-  const resumed = parseLoaderConfig({ ...REQUIRED_FLAGS, workers: '0', firstEpoch: '2', firstStep: '7', shmDir: 'off' }, { SHARDLINE_HOST_ID: 'node-a' });
-  assert.deepEqual([resumed.workers, resumed.firstEpoch, resumed.firstStep, resumed.shmDir, resumed.hostId], [0, 2, 7, false, 'node-a']);
+  assert.equal(config.maxHeldBytes, undefined);
+  const resumed = parseLoaderConfig({ ...REQUIRED_FLAGS, workers: '0', firstEpoch: '2', firstStep: '7', shmDir: 'off' }, { SHARDLINE_HOST_ID: 'node-a', SHARDLINE_MAX_HELD: '128mb' });
+  assert.deepEqual(
+    [resumed.workers, resumed.firstEpoch, resumed.firstStep, resumed.shmDir, resumed.hostId, resumed.maxHeldBytes],
+    [0, 2, 7, false, 'node-a', 128 * 1024 * 1024],
+  );
   assert.throws(() => parseLoaderConfig({}, {}), ConfigError);
 });
 

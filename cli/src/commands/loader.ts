@@ -52,6 +52,7 @@ export async function runLoaderCommand(config: LoaderConfig, log: Logger, signal
         firstStep: config.firstStep,
         shm: config.shmDir === false ? false : { directory: config.shmDir },
         ...(config.hostId === undefined ? {} : { hostId: config.hostId }),
+        ...(config.maxHeldBytes === undefined ? {} : { maxHeldBytes: config.maxHeldBytes }),
       },
       {
         source,

@@ -77,6 +77,8 @@ export interface LoaderOptions {
   readonly maxCredits?: number;
   /** Largest encoded batch, in bytes (default the sender's, 64 MiB). */
   readonly maxBatchBytes?: number;
+  /** Bytes the sender holds unacked at most (default the sender's, 48 MiB; keep it below the server's max_pending). */
+  readonly maxHeldBytes?: number;
   /** After an abort, how long the trainer may still ack batches already accepted (default 5 s). */
   readonly drainTimeoutMs?: number;
   /**
@@ -252,6 +254,7 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       rank: o.rank,
       maxCredits: o.maxCredits,
       maxBatchBytes: o.maxBatchBytes,
+      maxHeldBytes: o.maxHeldBytes,
       start: { epoch: o.firstEpoch, step: o.firstStep },
       shm: o.shm === false ? false : { ...o.shm },
       ...(o.hostId === undefined ? {} : { hostId: o.hostId }),
