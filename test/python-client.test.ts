@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { encodeBatch, type Tensor } from '@shardline/core';
-import { BatchSender, type OutgoingBatch } from '@shardline/loader-node';
+import { BatchSender, type BatchSenderOptions, type OutgoingBatch } from '@shardline/loader-node';
 import { connect, type NatsConnection } from 'nats';
 import { startNats, type NatsServer } from './infra/nats.ts';
 import { makeTempDir, removeTempDir } from './infra/supervisor.ts';
@@ -97,8 +97,8 @@ function makeBatch(job: string, rank: number, epoch: number, step: number, rows:
 }
 
 /** Opens a loader for `job` rank `rank` and publishes `batches` then the epoch's end marker. */
-async function serveEpoch(nc: NatsConnection, job: string, rank: number, batches: readonly Expected[]) {
-  const sender = await BatchSender.open(nc, { namespace: NAMESPACE, job, rank, maxCredits: 4, maxBatchBytes: 1024 * 1024, maxChunkBytes: 4096 });
+async function serveEpoch(nc: NatsConnection, job: string, rank: number, batches: readonly Expected[], extra: Partial<BatchSenderOptions> = {}) {
+  const sender = await BatchSender.open(nc, { namespace: NAMESPACE, job, rank, maxCredits: 4, maxBatchBytes: 1024 * 1024, maxChunkBytes: 4096, ...extra });
   const producing = (async () => {
     for (const { batch } of batches) await sender.send(batch);
     await sender.endEpoch(0, batches.length);
@@ -113,10 +113,12 @@ import asyncio, hashlib, json, sys
 import shardline
 
 url, job, rank = sys.argv[1], sys.argv[2], int(sys.argv[3])
+shm = sys.argv[4] if len(sys.argv) > 4 else True
+extra = {"host_id": sys.argv[5]} if len(sys.argv) > 5 else {}
 
 async def main():
     items = []
-    stream = shardline.batches(job, rank, nats_url=url, namespace="${NAMESPACE}", window=3, epochs=1, connect_timeout=20)
+    stream = shardline.batches(job, rank, nats_url=url, namespace="${NAMESPACE}", window=3, epochs=1, connect_timeout=20, shm=shm, **extra)
     async for item in stream:
         if isinstance(item, shardline.EndOfEpoch):
             items.append({"end": item.epoch, "batches": item.batches})
@@ -128,7 +130,8 @@ async def main():
             "x": item.tensors["x"].ravel().tolist(),
         })
     stats = stream.stats()
-    print(json.dumps({"items": items, "reads": stream.reads, "wait_seconds": stream.wait_seconds, "state": stats["state"], "duplicates": stats["duplicates"]}))
+    print(json.dumps({"items": items, "reads": stream.reads, "wait_seconds": stream.wait_seconds, "state": stats["state"], "duplicates": stats["duplicates"],
+                      "transport": stats["transport"], "shm_batches": stats["shm_batches"]}))
 
 asyncio.run(main())
 `;
@@ -165,6 +168,27 @@ test('the Python client reads an epoch of chunked batches exactly once, in order
   assert.equal(out.reads, expected.length + 1);
   assert.ok(out.wait_seconds >= 0, 'the data-wait time is measured');
   assert.equal(out.state, 'closed', 'epochs=1 closes the stream after the end marker');
+});
+
+test('on the loader host the Python client reads batches through shared memory: same values, descriptors over NATS', async (t) => {
+  const job = 'py-shm';
+  const rank = 1;
+  const nc = await connection(t);
+  const dir = makeTempDir('py-shm');
+  t.after(() => removeTempDir(dir));
+  const expected = Array.from({ length: 12 }, (_, step) => makeBatch(job, rank, 0, step, 3, 2000 + step * 500));
+  const { sender, producing } = await serveEpoch(nc, job, rank, expected, { hostId: 'node-a', shm: { directory: dir } });
+  t.after(() => sender.close());
+  const out = JSON.parse(await python(READ_EPOCH, [(await nats()).url, job, String(rank), dir, 'node-a'])) as {
+    items: Array<Record<string, unknown>>;
+    transport: string;
+    shm_batches: number;
+  };
+  await producing;
+  for (const [step, e] of expected.entries()) assert.deepEqual(out.items[step], { job, rank, epoch: 0, step, sample_ids: [...e.batch.sampleIds], tensors: e.tensors, x: e.x });
+  assert.equal(out.transport, 'shm');
+  // Batches the loader took before the trainer's hello (its window and one more) go as chunks; the rest through shared memory.
+  assert.ok(out.shm_batches >= expected.length - 5 && out.shm_batches === sender.stats().shmBatches, `${out.shm_batches} batches through shared memory`);
 });
 
 test('a hello of another protocol version fails on the Python side with an error naming the versions', async (t) => {

@@ -17,9 +17,10 @@ import time
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Union
 
 from .batch import Batch, decode_batch
-from .errors import ArgumentError, ClosedError, ShardlineError
+from .errors import ArgumentError, ClosedError, FormatError, ShardlineError
 from .protocol import Event, Outgoing, ProtocolOptions, ReceiverProtocol
 from .receive_window import EndOfEpoch, ReceivedBatch
+from .shm import ShmReader
 from .wire import (
     MAX_U32,
     PROTOCOL_VERSION,
@@ -74,6 +75,7 @@ class BatchStream:
         on_wait: Optional[Callable[[float], None]] = None,
         nats_options: Optional[Dict[str, Any]] = None,
         protocol_version: int = PROTOCOL_VERSION,
+        shm: Union[bool, str] = True,
     ) -> None:
         self.subjects = delivery_subjects(namespace, job, rank)  # checks namespace, job and rank
         host = safe_id(socket.gethostname())
@@ -90,8 +92,14 @@ class BatchStream:
             hello_retry=_require_seconds("hello_retry", hello_retry),
             connect_timeout=_require_seconds("connect_timeout", connect_timeout),
             protocol_version=require_int("protocol_version", protocol_version, 0, MAX_U32),
+            shm=shm is not False,
             on_event=self._count,
         )
+        if not isinstance(shm, (bool, str)) or shm == "":
+            raise ArgumentError("shm", f"must be True, False or a folder path, got {shm!r}")
+        self._shm: Optional[ShmReader] = None if shm is False else ShmReader(job, rank, "/dev/shm" if shm is True else shm)
+        self.shm_batches = 0
+        """Batches read from shared memory."""
         if epochs is not None:
             require_int("epochs", epochs, 1, MAX_U32)
         if not isinstance(nats_url, str) or nats_url == "":
@@ -142,6 +150,8 @@ class BatchStream:
             "delivered_bytes": self.delivered_bytes,
             "wait_seconds": self.wait_seconds,
             "reads": self.reads,
+            "transport": self._protocol.transport,
+            "shm_batches": self.shm_batches,
             **{f"{k}s": v for k, v in self.counters.items()},
         }
 
@@ -264,6 +274,8 @@ class BatchStream:
         if self._closed is not None:
             return
         self._closed = ClosedError(f"the batch stream on {self.subjects.data} is closed")
+        if self._shm is not None:
+            self._shm.close()
         if self._ticker is not None:
             self._ticker.cancel()
         if self._nc is not None and not self._nc.is_closed:
@@ -290,7 +302,17 @@ class BatchStream:
         await self._step(self._protocol.on_events(msg.data, time.monotonic()))
 
     async def _on_data(self, msg: Any) -> None:
-        await self._step(self._protocol.on_data(msg.data, time.monotonic()))
+        step = self._protocol.on_data(msg.data, time.monotonic())
+        await self._step(step)
+        if step.shm is not None and self._shm is not None and self._closed is None:
+            frame = step.shm
+            try:
+                data = self._shm.read(frame.descriptor)
+            except (FormatError, OSError) as error:
+                await self._publish(self._protocol.shm_failed(frame, error, time.monotonic()))
+                return
+            self.shm_batches += 1
+            await self._step(self._protocol.on_shm_batch(frame, data, time.monotonic()))
 
     async def _step(self, step: Any) -> None:
         if self._closed is not None:
@@ -365,7 +387,9 @@ def batches(job: str, rank: int, **options: Any) -> BatchStream:
     ``client_id``, ``host_id``, ``max_batch_bytes`` (64 MiB), ``resend_after`` (0.25 s),
     ``heartbeat`` (1 s), ``hello_retry`` (1 s), ``connect_timeout`` (30 s), ``decode`` (True),
     ``epochs`` (stop after that many end markers), ``on_event``, ``on_wait`` (called with each
-    read's wait in seconds), ``nats_options`` (more nats.connect arguments). Bad options raise
+    read's wait in seconds), ``nats_options`` (more nats.connect arguments), ``shm`` (True:
+    offer to read batches from the loader's shared-memory segments in /dev/shm when it runs on
+    the same host, per ``host_id``; a folder path: there; False: NATS only). Bad options raise
     ArgumentError at once.
 
     Example::

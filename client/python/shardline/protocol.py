@@ -17,7 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .errors import ConnectTimeoutError, FormatError, ShardlineError, refusal_error
 from .receive_window import Item, Outcome, ReceiveWindow
 from .wire import (
+    FRAME_KIND_SHM,
     PROTOCOL_VERSION,
+    ChunkFrame,
+    ShmFrame,
     EndOfEpochMessage,
     Position,
     Refused,
@@ -25,11 +28,13 @@ from .wire import (
     Welcome,
     decode_frame,
     decode_loader_message,
+    decode_shm_frame,
     encode_ack,
     encode_bye,
     encode_credit,
     encode_hello,
     encode_nack,
+    frame_kind,
     new_session_id,
 )
 
@@ -58,6 +63,8 @@ class ProtocolOptions:
     hello_retry: float = 1.0
     connect_timeout: float = 30.0
     protocol_version: int = PROTOCOL_VERSION
+    shm: bool = False
+    """Offer to read batches from the loader's shared-memory segments (§12); the loader decides."""
     on_event: Optional[Callable[[Event], None]] = field(default=None, compare=False)
 
 
@@ -67,6 +74,8 @@ class Step:
 
     outgoing: List[Outgoing]
     readable: bool = False
+    shm: Optional[ShmFrame] = None
+    """A batch to read from shared memory, then hand to :meth:`ReceiverProtocol.on_shm_batch` (or on failure to ``shm_failed``)."""
 
 
 class ReceiverProtocol:
@@ -82,6 +91,9 @@ class ReceiverProtocol:
         self._connecting_since = 0.0
         self._hello_sent_at = 0.0
         self._waited = 0.0
+        self._shm_offered = options.shm
+        self.transport = "nats"
+        """How the open session's batches travel: ``nats`` or ``shm``."""
         self._last_refusal: Optional[str] = None
         self._last_progress_at = 0.0
         self._last_control_at = 0.0
@@ -97,11 +109,12 @@ class ReceiverProtocol:
         self.state = "connecting"
         self.session = new_session_id(self.session)
         self._waited = 0.0
+        self.transport = "nats"
         resume, credits = self.window.begin(self.session)
         self._hello_sent_at = now
         self._emit({"type": "hello", "session": self.session, "resume": resume, "credits": credits, "why": why})
         o = self.options
-        return [("hello", encode_hello(self.session, o.job, o.rank, o.client_id, o.host_id, credits, resume, o.protocol_version))]
+        return [("hello", encode_hello(self.session, o.job, o.rank, o.client_id, o.host_id, credits, resume, o.protocol_version, self._shm_offered))]
 
     def on_events(self, data: bytes, now: float) -> Step:
         """Handles a message of the ``events`` subject: welcome, refused, end-of-epoch, reset."""
@@ -136,12 +149,50 @@ class ReceiverProtocol:
         """Handles a data frame."""
         if self.state != "open":
             return Step([])
+        if frame_kind(data) == FRAME_KIND_SHM:
+            return self._on_shm_frame(data)
         try:
             frame = decode_frame(data)
         except FormatError as error:
             self._emit({"type": "malformed", "subject": "data", "error": str(error)})
             return Step([])
         return self._accepted(self.window.accept_chunk(frame), frame.position, now)
+
+    def on_shm_batch(self, frame: ShmFrame, data: bytes, now: float) -> Step:
+        """Takes a batch read from shared memory for a frame that :meth:`on_data` returned."""
+        if self.state != "open" or frame.session != self.session:
+            return Step([])
+        if len(data) != frame.total_bytes:
+            self._emit({"type": "rejected", "why": f"shared memory gave {len(data)} bytes for the batch at {frame.position}, its frame says {frame.total_bytes}"})
+            return Step([])
+        chunk = ChunkFrame(frame.session, frame.job, frame.rank, frame.epoch, frame.step, 0, 1, frame.total_bytes, frame.total_bytes, memoryview(data))
+        return self._accepted(self.window.accept_chunk(chunk), frame.position, now)
+
+    def shm_failed(self, frame: ShmFrame, error: Exception, now: float) -> List[Outgoing]:
+        """Reading from shared memory failed (the folder is not shared, or the segment is gone):
+        stops offering it and starts a new session over NATS. Returns the hello to send."""
+        if self.state != "open" or frame.session != self.session or not self._shm_offered:
+            return []
+        self._shm_offered = False
+        self._emit({"type": "shm-failed", "error": str(error)})
+        return self.connect(now, "reconnect")
+
+    def _on_shm_frame(self, data: bytes) -> Step:
+        try:
+            frame = decode_shm_frame(data)
+        except FormatError as error:
+            self._emit({"type": "malformed", "subject": "data", "error": str(error)})
+            return Step([])
+        if frame.session != self.session:
+            return Step([])
+        o = self.options
+        if self.transport != "shm":
+            self._emit({"type": "rejected", "why": f"a shared-memory frame for {frame.position} in a session whose transport is {self.transport}"})
+            return Step([])
+        if frame.job != o.job or frame.rank != o.rank:
+            self._emit({"type": "rejected", "why": f"frame is for job {frame.job!r} rank {frame.rank}, this stream is job {o.job!r} rank {o.rank}"})
+            return Step([])
+        return Step([], shm=frame)
 
     def take(self, now: float) -> Tuple[Optional[Item], List[Outgoing]]:
         """The next item for the consumer, with the ack and credit to send for it."""
@@ -202,6 +253,8 @@ class ReceiverProtocol:
         self.state = "open"
         self._last_progress_at = now
         self._last_control_at = now
+        # Only what the hello offered: a loader cannot push a trainer onto shared memory.
+        self.transport = "shm" if self._shm_offered and message.transport == "shm" else "nats"
         self._emit(
             {
                 "type": "welcome",
@@ -210,6 +263,7 @@ class ReceiverProtocol:
                 "loader_id": message.loader_id,
                 "host_id": message.host_id,
                 "max_credits": message.max_credits,
+                "transport": self.transport,
             }
         )
         if message.max_credits < o.window:

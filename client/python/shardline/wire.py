@@ -134,6 +134,8 @@ FRAME = struct.Struct("<2sBBIIIIIIIIB")
 """The fixed 37-byte little-endian prefix of a data frame."""
 FRAME_MAGIC = b"SL"
 FRAME_KIND_CHUNK = 1
+FRAME_KIND_SHM = 2
+MAX_SHM_DESCRIPTOR_BYTES = 512
 
 
 class ChunkFrame(NamedTuple):
@@ -171,8 +173,56 @@ def _check_layout(index: int, count: int, chunk_size: int, total_bytes: int) -> 
         raise FormatError(f"data frame: index {index} is outside [0, {count})")
 
 
+def frame_kind(data: "bytes | bytearray | memoryview") -> int:
+    """The ``kind`` byte of a frame (0 when it is too short to have one)."""
+    return data[3] if len(data) >= 4 else 0
+
+
+class ShmFrame(NamedTuple):
+    """A decoded shared-memory frame (kind 2): where the batch is, and the descriptor of its segment (§12)."""
+
+    session: int
+    job: str
+    rank: int
+    epoch: int
+    step: int
+    total_bytes: int
+    descriptor: Dict[str, Any]
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.step)
+
+
+def decode_shm_frame(data: "bytes | bytearray | memoryview") -> ShmFrame:
+    """Reads a shared-memory frame; the descriptor is JSON, checked by :func:`shardline.shm.parse_descriptor`
+    when read. Raises only :class:`FormatError`, whatever the bytes."""
+    frame = _decode_prefix(data, FRAME_KIND_SHM)
+    if frame.count != 1:
+        raise FormatError(f"data frame: a shared-memory frame must say 1 chunk, got {frame.count}")
+    if len(frame.payload) > MAX_SHM_DESCRIPTOR_BYTES:
+        raise FormatError(f"data frame: a {len(frame.payload)}-byte descriptor is over {MAX_SHM_DESCRIPTOR_BYTES} bytes")
+    try:
+        descriptor = json.loads(bytes(frame.payload).decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise FormatError(f"data frame: the shared-memory descriptor is not JSON ({error})") from error
+    if not isinstance(descriptor, dict):
+        raise FormatError(f"data frame: the shared-memory descriptor must be an object, got {_describe(descriptor)}")
+    if descriptor.get("length") != frame.total_bytes:
+        raise FormatError(f"data frame: the descriptor names {_describe(descriptor.get('length'))} bytes, the header says {frame.total_bytes}")
+    return ShmFrame(frame.session, frame.job, frame.rank, frame.epoch, frame.step, frame.total_bytes, descriptor)
+
+
 def decode_frame(data: "bytes | bytearray | memoryview") -> ChunkFrame:
     """Reads one data frame, checking its layout exactly. Raises only :class:`FormatError`, whatever the bytes."""
+    frame = _decode_prefix(data, FRAME_KIND_CHUNK)
+    begin, end = chunk_range(frame.index, frame.chunk_size, frame.total_bytes)
+    if len(frame.payload) != end - begin:
+        raise FormatError(f"data frame: chunk {frame.index} of {frame.count} must carry {end - begin} bytes, got {len(frame.payload)}")
+    return frame
+
+
+def _decode_prefix(data: "bytes | bytearray | memoryview", expected_kind: int) -> ChunkFrame:
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" else data
     if len(view) < FRAME.size:
         raise FormatError(f"data frame: {len(view)} bytes is shorter than the {FRAME.size}-byte prefix")
@@ -181,8 +231,10 @@ def decode_frame(data: "bytes | bytearray | memoryview") -> ChunkFrame:
         raise FormatError('data frame: does not start with "SL"')
     if version != PROTOCOL_VERSION:
         raise FormatError(f"data frame: protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})")
-    if kind != FRAME_KIND_CHUNK:
-        raise FormatError(f"data frame: kind {kind} is unknown (1 is a batch chunk)")
+    if kind not in (FRAME_KIND_CHUNK, FRAME_KIND_SHM):
+        raise FormatError(f"data frame: kind {kind} is unknown (1 is a batch chunk, 2 a shared-memory descriptor)")
+    if kind != expected_kind:
+        raise FormatError(f"data frame: kind {kind} is not {'a batch chunk (1)' if expected_kind == FRAME_KIND_CHUNK else 'a shared-memory descriptor (2)'}")
     prefix = FRAME.size + job_length
     if len(view) < prefix:
         raise FormatError(f"data frame: {len(view)} bytes is shorter than its {prefix}-byte prefix")
@@ -192,11 +244,7 @@ def decode_frame(data: "bytes | bytearray | memoryview") -> ChunkFrame:
     if session == 0:
         raise FormatError("data frame: session must not be 0")
     _check_layout(index, count, chunk_size, total)
-    begin, end = chunk_range(index, chunk_size, total)
-    payload = view[prefix:]
-    if len(payload) != end - begin:
-        raise FormatError(f"data frame: chunk {index} of {count} must carry {end - begin} bytes, got {len(payload)}")
-    return ChunkFrame(session, job, rank, epoch, step, index, count, chunk_size, total, payload)
+    return ChunkFrame(session, job, rank, epoch, step, index, count, chunk_size, total, view[prefix:])
 
 
 def encode_frame(session: int, job: str, rank: int, epoch: int, step: int, index: int, count: int, chunk_size: int, batch: bytes) -> bytes:
@@ -278,6 +326,7 @@ class Welcome:
     max_batch_bytes: int
     loader_id: str
     host_id: str
+    transport: str = "nats"
     type: str = "welcome"
 
 
@@ -345,6 +394,7 @@ def decode_loader_message(data: "bytes | bytearray | memoryview") -> LoaderMessa
             max_batch_bytes=f.integer("maxBatchBytes", 0, MAX_U32),
             loader_id=f.pattern("loaderId", ID_PATTERN, "1 to 128 printable ASCII characters without spaces"),
             host_id=f.pattern("hostId", ID_PATTERN, "1 to 128 printable ASCII characters without spaces"),
+            transport=_transport(f, value.get("transport")),
         )
     if kind == "refused":
         loader_version = f.integer("version", 0, MAX_SAFE_INTEGER)
@@ -359,6 +409,14 @@ def decode_loader_message(data: "bytes | bytearray | memoryview") -> LoaderMessa
     if kind == "end-of-epoch":
         return EndOfEpochMessage(f.session(), f.integer("epoch", 0, MAX_U32), f.integer("batches", 0, MAX_U32))
     return Reset(f.session(), f.text("reason", 256))
+
+
+def _transport(f: "_Fields", value: Any) -> str:
+    if value is None:
+        return "nats"
+    if value not in ("nats", "shm"):
+        raise f.fail("transport", 'must be "nats" or "shm"')
+    return value
 
 
 def _encode(message: Dict[str, Any]) -> bytes:
@@ -377,9 +435,11 @@ def encode_hello(
     credits: int,
     resume: Optional[Position],
     version: int = PROTOCOL_VERSION,
+    shm: bool = False,
 ) -> bytes:
-    """A ``hello``; ``version`` differs from PROTOCOL_VERSION only in tests of refusals."""
-    return _encode(
+    """A ``hello``; ``version`` differs from PROTOCOL_VERSION only in tests of refusals; ``shm``
+    offers to read batches from the loader's shared-memory segments (§12)."""
+    message: Dict[str, Any] = (
         {
             "type": "hello",
             "version": version,
@@ -392,6 +452,9 @@ def encode_hello(
             "resume": None if resume is None else {"epoch": resume.epoch, "step": resume.step},
         }
     )
+    if shm:
+        message["shm"] = True
+    return _encode(message)
 
 
 def encode_credit(session: int, granted: int, waited_seconds: Optional[float] = None) -> bytes:
