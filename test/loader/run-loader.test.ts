@@ -61,8 +61,10 @@ test('two ranks deliver two epochs each: every batch is the plan, every sample o
   const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
   const source = new LocalDirectorySource(datasetDir);
   t.after(() => source.close());
+  const shmDir = cacheDir();
   const runs = [0, 1].map((rank) => {
-    const options: LoaderOptions = { ...base, rank, cacheDir: cacheDir() };
+    // Segments in a folder of the test's (not /dev/shm, which may be small where CI runs).
+    const options: LoaderOptions = { ...base, rank, cacheDir: cacheDir(), shm: { directory: shmDir } };
     const metrics = new LoaderMetrics({ labels: { job, rank: String(rank) } });
     const events: LoaderEvent[] = [];
     const done = runLoader(options, { source, nc: loaderNc, metrics, onEvent: (e) => events.push(e) });
@@ -71,7 +73,7 @@ test('two ranks deliver two epochs each: every batch is the plan, every sample o
   const seen = [0, 1].map(() => new Map<number, number>());
   await Promise.all(
     runs.map(async ({ rank, options }) => {
-      const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'test', job, rank, window: 2 });
+      const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'test', job, rank, window: 2, shm: { directory: shmDir } });
       try {
         for (const epoch of [0, 1]) {
           const ids = await readCheckedEpoch(receiver, planOf(options, shardSizes, epoch), job, rank);

@@ -22,6 +22,7 @@ const MAIN = path.join(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts')
 const NAMESPACE = 's3-epoch';
 const SAMPLES = 150;
 
+const SHM_DIR = makeTempDir('s3-epoch-shm');
 let s3: S3Server;
 let nats: NatsServer;
 let bucket: string;
@@ -43,6 +44,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.all([s3?.stop(), nats?.stop()]);
+  removeTempDir(SHM_DIR);
 });
 
 const OPTIONS = { worldSize: 2, batchSize: 7, seed: 3, shuffle: 'shard-aware' as const };
@@ -53,12 +55,13 @@ type TestContext = { after: (fn: () => unknown) => void };
 function startLoader(t: TestContext, job: string, rank: number, extra: readonly string[] = []): { exited: Promise<number | null>; stderr: () => string } {
   const cacheDir = makeTempDir(`s3-epoch-cache-${rank}`);
   t.after(() => removeTempDir(cacheDir));
+  // Segments in a folder of the test's (not /dev/shm, which may be small where CI runs); the trainers read the same one.
   const env = { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_ENDPOINT_URL: s3.endpoint, AWS_REGION: s3.region };
   const child = spawn(
     process.execPath,
     [MAIN, 'loader', '--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2', '--dataset', `s3://${bucket}/data/`,
       '--nats-url', nats.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', String(OPTIONS.batchSize), '--epochs', '1',
-      '--seed', String(OPTIONS.seed), '--shuffle', OPTIONS.shuffle, '--workers', '2', '--metrics-port', '0', '--log-level', 'warn', ...extra],
+      '--seed', String(OPTIONS.seed), '--shuffle', OPTIONS.shuffle, '--workers', '2', '--shm-dir', SHM_DIR, '--metrics-port', '0', '--log-level', 'warn', ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'], env },
   );
   let stderr = '';
@@ -85,7 +88,7 @@ test('two loader processes read MinIO through their caches and serve two TypeScr
   const shm: number[] = [];
   await Promise.all(
     [0, 1].map(async (rank) => {
-      const stream = batches({ job, rank, namespace: NAMESPACE, nats: { servers: nats.url }, epochs: 1, receiver: { connectTimeoutMs: 20_000 } });
+      const stream = batches({ job, rank, namespace: NAMESPACE, nats: { servers: nats.url }, epochs: 1, receiver: { connectTimeoutMs: 20_000, shm: { directory: SHM_DIR } } });
       let step = 0;
       for await (const batch of stream) {
         checkBatch(batch, rank, step++);
@@ -115,7 +118,7 @@ test('a replacement loader started at --first-step serves a trainer resuming fro
     nats: { servers: nats.url },
     epochs: 1,
     resume: { epoch: 0, step: resumeAt },
-    receiver: { connectTimeoutMs: 20_000 },
+    receiver: { connectTimeoutMs: 20_000, shm: { directory: SHM_DIR } },
   });
   let step = resumeAt;
   for await (const batch of stream) checkBatch(batch, 1, step++);
