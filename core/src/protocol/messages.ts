@@ -48,7 +48,7 @@ export interface Hello {
   readonly rank: number;
   /** Who the trainer is; a hello with the same clientId takes the stream over (a restarted trainer). */
   readonly clientId: string;
-  /** The trainer's host, for a later shared-memory transport between processes on one node. */
+  /** The trainer's host (in Kubernetes the node name); shared memory needs the loader's to be equal (docs/protocol.md §12). */
   readonly hostId: string;
   /** Initial credit: how many batches the loader may send in this session before the next `credit`. */
   readonly credits: number;

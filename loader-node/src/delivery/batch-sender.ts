@@ -61,7 +61,7 @@ export interface BatchSenderOptions extends StreamScope {
   resetIntervalMs?: number;
   /** This loader's id in welcomes (default `<hostname>-<pid>`). */
   loaderId?: string;
-  /** This loader's host, for a later shared-memory transport (default the hostname). */
+  /** This loader's host (default the hostname): shared memory is offered only to a trainer whose hello names the same one. */
   hostId?: string;
   /**
    * The shared-memory fast path: a ring of segment files (docs/protocol.md §9) that sessions of a
