@@ -170,6 +170,8 @@ export class BatchReceiver implements BatchSource {
       helloRetryMs: o.helloRetryMs,
       connectTimeoutMs: o.connectTimeoutMs,
       shm: this.#shm !== undefined,
+      // nats.js hands each message its own buffer (never reused), so a one-chunk batch is kept without a copy.
+      adoptFrames: true,
       onEvent: (event) => {
         if (event.type === 'hello') this.#hellos++;
         else if (event.type === 'nack') this.#nacks++;

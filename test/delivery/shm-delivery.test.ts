@@ -72,12 +72,12 @@ test('same host, both willing: every batch goes through shared memory, descripto
   const job = 'shm-same-host';
   const events: SenderEvent[] = [];
   // Batches of ~200 KiB against a server max_payload of 1 MiB would be one chunk each over NATS; a tiny maxChunkBytes makes a NATS fallback visible in the frame count.
-  const { s, r } = await pair(t, { job, maxCredits: 4, maxChunkBytes: 16 * 1024, shm: { directory: dir, checksum: false }, onEvent: (e) => events.push(e) }, { window: 4, shm: { directory: dir } });
+  const { s, r } = await pair(t, { job, maxCredits: 4, maxChunkBytes: 16 * 1024, shm: { directory: dir, checksum: true }, onEvent: (e) => events.push(e) }, { window: 4, shm: { directory: dir } });
   const ring = events.find((e) => e.type === 'shm-ring');
   assert.ok(ring?.type === 'shm-ring' && ring.slots === 5, 'the ring has maxCredits + 1 slots');
   assert.equal((await readdir(dir)).length, 5);
   const batches = epochOf(job, 24, 50 * 1024);
-  // Handed over (no copy in the sender) and without CRC: the trainer still gets every byte right (the seqlock guards the slots).
+  // Handed over (no copy in the sender), with the optional CRC checked by the trainer on every batch.
   await deliverEpoch(s, r, batches, job, true);
   const sent = s.stats();
   assert.equal(sent.transport, 'shm');

@@ -114,3 +114,24 @@ test('a reset of the current session starts a new one from the consumer position
   assert.deepEqual(hello.type === 'hello' ? hello.resume : undefined, { epoch: 0, step: 0 });
   assert.equal(p.state, 'connecting');
 });
+
+test('with adoptFrames, a one-chunk batch is the frame bytes themselves; a chunked one, or without it, is a copy', () => {
+  for (const adoptFrames of [true, false]) {
+    const p = new ReceiverProtocol({ ...options, window: 4, adoptFrames });
+    p.connect(0, 'start');
+    p.onEvents(welcome(p.session), 1);
+    const one = encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 0, index: 0, count: 1, chunkSize: 6, totalBytes: 6 }, new Uint8Array([1, 2, 3, 4, 5, 6]));
+    p.onData(one, 2);
+    const batch = new Uint8Array([7, 8, 9, 10]);
+    for (const index of [0, 1]) {
+      p.onData(encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 1, index, count: 2, chunkSize: 2, totalBytes: 4 }, batch), 3);
+    }
+    const first = p.take(4).item;
+    const second = p.take(5).item;
+    assert.ok(first?.type === 'batch' && second?.type === 'batch');
+    assert.deepEqual([...first.bytes], [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual([...second.bytes], [7, 8, 9, 10]);
+    assert.equal(first.bytes.buffer === one.buffer, adoptFrames, adoptFrames ? 'kept as a view of the frame' : 'copied');
+    assert.notEqual(second.bytes.buffer, batch.buffer);
+  }
+});

@@ -59,6 +59,11 @@ export interface ReceiverProtocolOptions {
   readonly connectTimeoutMs: number;
   /** Offer to read batches from shared memory (the loader decides; default false). */
   readonly shm?: boolean;
+  /**
+   * The caller hands data frames over (it never reuses their buffers), so a batch that fits in
+   * one frame is kept as a view of it instead of being copied (default false).
+   */
+  readonly adoptFrames?: boolean;
   readonly onEvent?: (event: ReceiverEvent) => void;
 }
 
@@ -220,7 +225,8 @@ export class ReceiverProtocol {
       this.#emit({ type: 'malformed', subject: 'data', error: (error as Error).message });
       return NOTHING;
     }
-    return this.#accepted(this.window.acceptChunk(frame), frame, now);
+    // A one-chunk batch keeps the frame's bytes as they are (no copy); see onData's contract.
+    return this.#accepted(this.window.acceptChunk(frame, { adopt: this.#o.adoptFrames === true && frame.count === 1 }), frame, now);
   }
 
   /**

@@ -83,9 +83,11 @@ export interface BatchSenderShmOptions {
   /** Capacity of each (default maxBatchBytes); a larger batch goes over NATS. */
   slotBytes?: number;
   /**
-   * Whether descriptors carry a CRC-32 the trainer verifies (default true). The slot's seqlock
-   * already keeps a reader from torn or rewritten bytes; the CRC also catches a segment changed by
-   * anything else, at the cost of hashing every batch on both sides.
+   * Whether descriptors carry a CRC-32 the trainer verifies (default false). The slot's seqlock
+   * and generation checks already keep a reader from torn, stale or rewritten bytes; a CRC adds
+   * only a check against some other writer of the segment files (which are the loader user's,
+   * mode 0600), and hashing every batch on both sides cost more than a third of the shared-memory
+   * path's throughput at 1–4 MiB (docs/benchmarks.md).
    */
   checksum?: boolean;
 }
@@ -478,7 +480,7 @@ async function openRing(o: BatchSenderOptions & ReturnType<typeof batchSenderDef
       rank: o.rank,
       slots,
       slotBytes,
-      checksum: shm.checksum ?? true,
+      checksum: shm.checksum ?? false,
       ...(shm.directory === undefined ? {} : { directory: shm.directory }),
     });
     emit({ type: 'shm-ring', ring: ring.name, slots, slotBytes, reclaimed: ring.reclaimed.removed.length });

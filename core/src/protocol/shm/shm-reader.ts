@@ -9,7 +9,7 @@
  * The files of the current ring stay open between reads (checked once when opened), so a read is
  * two positional reads; call close() when done.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -45,6 +45,17 @@ export class StaleDescriptorError extends FormatError {
 }
 
 const READ_NOFOLLOW = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
+
+function readHeaderSync(fd: number, where: string): Buffer {
+  const bytes = Buffer.alloc(HEADER_BYTES);
+  let done = 0;
+  while (done < HEADER_BYTES) {
+    const read = readSync(fd, bytes, done, HEADER_BYTES - done, done);
+    if (read === 0) throw new FormatError(`${where}: truncated: ${done} of ${HEADER_BYTES} header bytes`);
+    done += read;
+  }
+  return bytes;
+}
 
 async function readFully(handle: FileHandle, into: Buffer, position: number, where: string): Promise<void> {
   let done = 0;
@@ -102,7 +113,8 @@ export class ShmReader {
       const header = decodeHeader(both.subarray(0, HEADER_BYTES), where);
       this.#check(d, header, where);
       const bytes = both.subarray(HEADER_BYTES);
-      const after = await this.#header(handle, where);
+      // The 128-byte re-read is synchronous: on tmpfs, cheaper than a trip through the thread pool.
+      const after = decodeHeader(readHeaderSync(handle.fd, where), where);
       if (after.generation !== header.generation || after.state !== SlotState.Ready) {
         throw new StaleDescriptorError(where, d.generation, after.generation, ' (it was rewritten while being read)');
       }

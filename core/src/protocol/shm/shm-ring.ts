@@ -16,7 +16,7 @@
  * created; a live owner's segments are never touched.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, unlinkSync } from 'node:fs';
+import { constants as fsConstants, unlinkSync, writeSync } from 'node:fs';
 import { type FileHandle, lstat, open, readdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -141,6 +141,18 @@ interface Waiter {
   resolve(slot: Slot): void;
   reject(error: Error): void;
   cleanup(): void;
+}
+
+/** Batches up to this size are written to their slot synchronously (larger ones through the thread pool, not to block the loop). */
+const SYNC_WRITE_BYTES = 4 * 1024 * 1024;
+
+function writeFullySync(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const written = writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+    if (written <= 0) throw new Error(`wrote 0 bytes at offset ${position + done}`);
+    done += written;
+  }
 }
 
 async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
@@ -377,11 +389,14 @@ export class ShmRing {
     const owner = currentOwner();
     const base = { slot: slot.index, owner, capacity: this.options.slotBytes, generation };
     try {
-      await writeFully(slot.handle, encodeHeader({ ...base, length: 0, state: SlotState.Writing, crc32: 0 }), 0);
-      await writeFully(slot.handle, bytes, HEADER_BYTES);
+      // The 128-byte headers, and batches up to SYNC_WRITE_BYTES, are written synchronously: on
+      // tmpfs that is a memory copy, cheaper than a trip through libuv's thread pool.
+      writeFullySync(slot.handle.fd, encodeHeader({ ...base, length: 0, state: SlotState.Writing, crc32: 0 }), 0);
+      if (bytes.byteLength <= SYNC_WRITE_BYTES) writeFullySync(slot.handle.fd, bytes, HEADER_BYTES);
+      else await writeFully(slot.handle, bytes, HEADER_BYTES);
       const checksum = this.options.checksum ? crc32(bytes) : undefined;
       const ready = { ...base, length: bytes.byteLength, state: SlotState.Ready, crc32: checksum ?? 0 };
-      await writeFully(slot.handle, encodeHeader(ready), 0);
+      writeFullySync(slot.handle.fd, encodeHeader(ready), 0);
       slot.issued = true;
       const descriptor: SegmentDescriptor = { ring: this.name, slot: slot.index, generation, offset: HEADER_BYTES, length: bytes.byteLength };
       return checksum === undefined ? descriptor : { ...descriptor, checksum };
