@@ -46,14 +46,21 @@ export class StaleDescriptorError extends FormatError {
 
 const READ_NOFOLLOW = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
 
-function readHeaderSync(fd: number, where: string): Buffer {
-  const bytes = Buffer.alloc(HEADER_BYTES);
+/** Batches up to this size (with their header) are read synchronously. */
+const SYNC_READ_BYTES = 4 * 1024 * 1024 + HEADER_BYTES;
+
+function readFullySync(fd: number, into: Buffer, position: number, where: string): void {
   let done = 0;
-  while (done < HEADER_BYTES) {
-    const read = readSync(fd, bytes, done, HEADER_BYTES - done, done);
-    if (read === 0) throw new FormatError(`${where}: truncated: ${done} of ${HEADER_BYTES} header bytes`);
+  while (done < into.byteLength) {
+    const read = readSync(fd, into, done, into.byteLength - done, position + done);
+    if (read === 0) throw new FormatError(`${where}: truncated: ${done} of ${into.byteLength} bytes at offset ${position}`);
     done += read;
   }
+}
+
+function readHeaderSync(fd: number, where: string): Buffer {
+  const bytes = Buffer.alloc(HEADER_BYTES);
+  readFullySync(fd, bytes, 0, where);
   return bytes;
 }
 
@@ -109,7 +116,9 @@ export class ShmReader {
     try {
       // Header and bytes in one read; the header is read again after, for the seqlock.
       const both = Buffer.allocUnsafe(HEADER_BYTES + d.length);
-      await readFully(handle, both, 0, where);
+      // Up to SYNC_READ_BYTES synchronously: a tmpfs read that small costs less than a thread-pool round trip.
+      if (both.byteLength <= SYNC_READ_BYTES) readFullySync(handle.fd, both, 0, where);
+      else await readFully(handle, both, 0, where);
       const header = decodeHeader(both.subarray(0, HEADER_BYTES), where);
       this.#check(d, header, where);
       const bytes = both.subarray(HEADER_BYTES);
