@@ -97,6 +97,7 @@ class ReceiverProtocol:
         self._last_refusal: Optional[str] = None
         self._last_progress_at = 0.0
         self._last_control_at = 0.0
+        self._last_tick_at = 0.0
 
     def connect(self, now: float, why: str) -> List[Outgoing]:
         """Starts a new session (``why``: start, retry, reconnect, reset): drops what was received
@@ -218,7 +219,13 @@ class ReceiverProtocol:
         if self.state != "open":
             return []
         out: List[Outgoing] = []
-        if now - self._last_progress_at >= o.resend_after:
+        # A tick this late means the process was busy (a training step): frames that arrived
+        # meanwhile wait behind this timer, so start the silence over instead of nacking them.
+        busy = now - self._last_tick_at > o.resend_after
+        self._last_tick_at = now
+        if busy:
+            self._last_progress_at = max(self._last_progress_at, now)
+        elif now - self._last_progress_at >= o.resend_after:
             self._last_progress_at = now
             missing = self.window.missing()
             if missing is not None:

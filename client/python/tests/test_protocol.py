@@ -132,6 +132,16 @@ class ProtocolTest(unittest.TestCase):
         [(_, nack)] = sent(p.tick(0.3))
         self.assertEqual(nack, {"type": "nack", "version": 1, "session": s, "epoch": 0, "step": 0, "chunks": [0, 2, 3]})
 
+    def test_a_late_tick_from_a_busy_process_does_not_nack(self):
+        p = self.open()
+        s = p.session
+        p.tick(0.1)
+        p.on_data(encode_frame(s, "mnist", 0, 0, 0, 0, 2, 4, bytes(8)), 0.12)
+        self.assertEqual([m for _, m in sent(p.tick(3.0)) if m["type"] == "nack"], [], "the loop was busy: no nack")
+        self.assertEqual([m for _, m in sent(p.tick(3.1)) if m["type"] == "nack"], [])
+        [nack] = [m for _, m in sent(p.tick(3.3)) if m["type"] == "nack"]
+        self.assertEqual(nack["chunks"], [1], "real silence after it still asks")
+
     def test_nack_of_a_whole_item_and_heartbeat(self):
         p = self.open()
         s = p.session

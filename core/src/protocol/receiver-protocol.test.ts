@@ -135,3 +135,16 @@ test('with adoptFrames, a one-chunk batch is the frame bytes themselves; a chunk
     assert.notEqual(second.bytes.buffer, batch.buffer);
   }
 });
+
+test('a late tick (the process was busy) does not nack what may be waiting behind it; silence after that does', () => {
+  const p = new ReceiverProtocol(options);
+  p.connect(0, 'start');
+  p.onEvents(welcome(p.session), 1);
+  p.tick(40);
+  p.onData(encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 0, index: 0, count: 2, chunkSize: 4, totalBytes: 8 }, new Uint8Array(8)), 50);
+  // Busy for 2 s: the timer fires late; the other chunk may be sitting in the socket.
+  assert.deepEqual(decode(p.tick(2050)).filter((m) => m.type === 'nack'), [], 'no nack from a tick that waited on a busy loop');
+  assert.deepEqual(decode(p.tick(2100)).filter((m) => m.type === 'nack'), []);
+  const [nack] = decode(p.tick(2150)).filter((m) => m.type === 'nack');
+  assert.deepEqual(nack, { type: 'nack', version: 1, session: p.session, epoch: 0, step: 0, chunks: [1] }, 'real silence after it still asks');
+});

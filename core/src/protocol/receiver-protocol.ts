@@ -90,6 +90,7 @@ export class ReceiverProtocol {
   #lastRefusal: string | undefined;
   #lastProgressAt = 0;
   #lastControlAt = 0;
+  #lastTickAt = 0;
   #shmOffered: boolean;
   #transport: Transport = Transport.Nats;
   /** Seconds the consumer waited in the current session (reported with each credit). */
@@ -278,7 +279,14 @@ export class ReceiverProtocol {
     }
     if (this.#state !== 'open') return [];
     const out: Outgoing<'ctl'>[] = [];
-    if (now - this.#lastProgressAt >= this.#o.resendAfterMs) {
+    // A tick this late means the process was busy (a training step, a long decode): frames that
+    // arrived meanwhile wait behind this timer, so the silence is not the network's. Start the
+    // silence over instead of asking for items that are already here.
+    const busy = now - this.#lastTickAt > this.#o.resendAfterMs;
+    this.#lastTickAt = now;
+    if (busy) {
+      this.#lastProgressAt = Math.max(this.#lastProgressAt, now);
+    } else if (now - this.#lastProgressAt >= this.#o.resendAfterMs) {
       this.#lastProgressAt = now;
       const missing = this.window.missing();
       if (missing !== undefined) {
