@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import ConnectTimeoutError, FormatError, ShardlineError, refusal_error
 from .receive_window import Item, Outcome, ReceiveWindow
+from .shm import StaleDescriptorError
 from .wire import (
     FRAME_KIND_SHM,
     PROTOCOL_VERSION,
@@ -170,9 +171,14 @@ class ReceiverProtocol:
         return self._accepted(self.window.accept_chunk(chunk), frame.position, now)
 
     def shm_failed(self, frame: ShmFrame, error: Exception, now: float) -> List[Outgoing]:
-        """Reading from shared memory failed (the folder is not shared, or the segment is gone):
-        stops offering it and starts a new session over NATS. Returns the hello to send."""
+        """Reading from shared memory failed. A stale descriptor (a late copy) is only dropped;
+        anything else (the folder is not shared, the segment is gone) stops the offer and starts a
+        new session over NATS. Returns the hello to send, if any."""
         if self.state != "open" or frame.session != self.session or not self._shm_offered:
+            return []
+        if isinstance(error, StaleDescriptorError):
+            # The slot moved on (a late copy): drop it; a nack brings the item again if still missing.
+            self._emit({"type": "rejected", "why": str(error)})
             return []
         self._shm_offered = False
         self._emit({"type": "shm-failed", "error": str(error)})
@@ -185,6 +191,10 @@ class ReceiverProtocol:
             self._emit({"type": "malformed", "subject": "data", "error": str(error)})
             return Step([])
         if frame.session != self.session:
+            return Step([])
+        if self.transport == "shm" and not self.window.wants(frame.session, frame.position):
+            # A late copy (the item was received, maybe consumed and its slot reused): never read it.
+            self._emit({"type": "duplicate", "epoch": frame.epoch, "step": frame.step})
             return Step([])
         o = self.options
         if self.transport != "shm":

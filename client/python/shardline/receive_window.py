@@ -157,6 +157,15 @@ class ReceiveWindow:
         self.welcomed = True
         return "ok"
 
+    def wants(self, session: int, position: Position) -> bool:
+        """Whether a batch at ``position`` of the current session is still wanted (not received in
+        order yet, not complete): a shared-memory descriptor for an unwanted one is a late copy
+        whose slot may hold another batch by now, and is not read."""
+        if session != self.session or not self.welcomed or self._recv_next is None or position < self._recv_next:
+            return False
+        entry = self._pending.get(position)
+        return entry is None or (isinstance(entry, _Assembly) and entry.received < entry.count)
+
     def accept_chunk(self, frame: ChunkFrame) -> Outcome:
         """Stores one received chunk (its payload is copied)."""
         if frame.session != self.session or not self.welcomed:

@@ -30,6 +30,11 @@ _RING = re.compile(r"^shardline-(?P<job>[a-z0-9-]{1,63})-(?P<rank>0|[1-9][0-9]{0
 _FIELDS = {"ring", "slot", "generation", "offset", "length", "checksum"}
 
 
+class StaleDescriptorError(FormatError):
+    """The slot no longer (or not yet) holds the batch the descriptor names: a late copy. The
+    batch must come again; shared memory itself is fine."""
+
+
 class SegmentDescriptor(NamedTuple):
     """Where one batch lies: bytes ``[offset, offset + length)`` of file ``<ring>-<slot>``."""
 
@@ -123,7 +128,7 @@ class ShmReader:
             self._check(d, header, where)
             after = decode_header(os.pread(fd, HEADER_BYTES, 0), where)
             if after.generation != header.generation or after.state != SLOT_READY:
-                raise FormatError(f"{where}: stale descriptor: generation {d.generation} was rewritten while being read")
+                raise StaleDescriptorError(f"{where}: stale descriptor: generation {d.generation} was rewritten while being read")
             data = both[HEADER_BYTES:]
             if d.checksum is not None and zlib.crc32(data) != d.checksum:
                 raise FormatError(f"{where}: the batch's CRC-32 {zlib.crc32(data)} does not match the descriptor's {d.checksum}")
@@ -175,9 +180,9 @@ class ShmReader:
         if header.slot != d.slot:
             raise FormatError(f"{where}: the header is of slot {header.slot}, the descriptor names slot {d.slot}")
         if header.generation != d.generation:
-            raise FormatError(f"{where}: stale descriptor: it names generation {d.generation} but the slot holds generation {header.generation}")
+            raise StaleDescriptorError(f"{where}: stale descriptor: it names generation {d.generation} but the slot holds generation {header.generation}")
         if header.state != SLOT_READY:
-            raise FormatError(f"{where}: stale descriptor: the slot is being rewritten")
+            raise StaleDescriptorError(f"{where}: stale descriptor: the slot is being rewritten")
         if d.offset != HEADER_BYTES or d.length != header.length:
             raise FormatError(f"{where}: the descriptor names bytes [{d.offset}, {d.offset + d.length}) but the slot holds [{HEADER_BYTES}, {HEADER_BYTES + header.length})")
         if d.checksum is not None and d.checksum != header.crc32:

@@ -11,7 +11,7 @@ import zlib
 
 from shardline.errors import FormatError
 from shardline.protocol import ProtocolOptions, ReceiverProtocol
-from shardline.shm import HEADER, HEADER_BYTES, ShmReader, parse_descriptor
+from shardline.shm import HEADER, HEADER_BYTES, ShmReader, StaleDescriptorError, parse_descriptor
 from shardline.wire import FRAME, FRAME_MAGIC, FRAME_KIND_SHM, decode_frame, decode_shm_frame, encode_frame
 
 RING = "shardline-mnist-0-abc123"
@@ -81,7 +81,7 @@ class ReaderTest(unittest.TestCase):
     def test_stale_foreign_missing_and_tampered_segments_are_format_errors(self):
         data = b"x" * 64
         write_segment(self.dir, 0, data, generation=3)
-        with self.assertRaisesRegex(FormatError, "stale descriptor"):
+        with self.assertRaisesRegex(StaleDescriptorError, "stale descriptor"):
             self.reader.read(descriptor(0, data, generation=2))
         with self.assertRaisesRegex(FormatError, "not of job mnist rank 0"):
             self.reader.read(descriptor(0, data, generation=3, ring="shardline-other-0-abc123"))
@@ -144,6 +144,20 @@ class NegotiationTest(unittest.TestCase):
         step = p.on_data(shm_frame(p.session, 0, 0, descriptor(0, b"abc")), 0.1)
         self.assertIsNone(step.shm)
         self.assertTrue(any(e["type"] == "rejected" for e in events))
+
+    def test_a_late_copy_is_not_read_and_a_stale_slot_keeps_shared_memory(self):
+        p, events = self.protocol(True)
+        self.open(p, "shm")
+        first = p.on_data(shm_frame(p.session, 0, 0, descriptor(0, b"abc")), 0.1)
+        p.on_shm_batch(first.shm, b"abc", 0.2)
+        p.take(0.3)
+        late = p.on_data(shm_frame(p.session, 0, 0, descriptor(0, b"abc")), 0.4)
+        self.assertIsNone(late.shm, "a copy of a consumed batch is not read")
+        self.assertTrue(any(e["type"] == "duplicate" for e in events))
+        second = p.on_data(shm_frame(p.session, 0, 1, descriptor(1, b"def")), 0.5)
+        self.assertEqual(p.shm_failed(second.shm, StaleDescriptorError("segment x: stale descriptor"), 0.6), [])
+        self.assertEqual(p.transport, "shm")
+        self.assertFalse(any(e["type"] == "shm-failed" for e in events))
 
     def test_shm_frames_are_checked_and_never_taken_for_chunks(self):
         frame = shm_frame(9, 1, 2, descriptor(0, b"abcd"))

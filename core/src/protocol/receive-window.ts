@@ -175,6 +175,17 @@ export class ReceiveWindow {
     return 'ok';
   }
 
+  /**
+   * Whether a batch at `position` of the current session is still wanted: not before what was
+   * received in order, and not already complete. A shared-memory descriptor for an unwanted one
+   * is a late duplicate whose slot may already hold another batch: it is not read.
+   */
+  wants(session: number, position: Position): boolean {
+    if (session !== this.#session || !this.#welcomed || comparePositions(position, this.#recvNext!) < 0) return false;
+    const entry = this.#pending.get(key(position));
+    return entry === undefined || (entry.kind === 'batch' && entry.received < entry.count);
+  }
+
   /** Stores one received chunk (its payload is copied, unless `adopt` hands over a one-chunk batch's buffer). */
   acceptChunk(frame: ChunkFrame, options: { readonly adopt?: boolean } = {}): AcceptOutcome {
     if (frame.session !== this.#session || !this.#welcomed) return { status: 'ignored' };

@@ -22,6 +22,7 @@ import {
 } from './messages.ts';
 import { formatPosition, type Position } from './position.ts';
 import { ReceiveWindow, type AcceptOutcome } from './receive-window.ts';
+import { StaleDescriptorError } from './shm/shm-reader.ts';
 import type { Outgoing } from './sender-protocol.ts';
 
 /** What happened on the trainer's end, for logs and metrics. */
@@ -245,11 +246,17 @@ export class ReceiverProtocol {
   }
 
   /**
-   * Reading from shared memory failed (the trainer does not see the loader's segments, or they
-   * are gone): stops offering it and starts a new session over NATS. Returns the hello to send.
+   * Reading from shared memory failed. A stale descriptor (its slot moved on: a late copy) is
+   * only dropped — a nack brings the item again if it is still missing. Anything else (the
+   * trainer does not see the loader's segments, or they are gone) stops the offer and starts a
+   * new session over NATS. Returns the hello to send, if any.
    */
   shmFailed(frame: ShmFrame, error: Error, now: number): Outgoing<'hello'>[] {
     if (this.#state !== 'open' || frame.session !== this.#session || !this.#shmOffered) return [];
+    if (error instanceof StaleDescriptorError) {
+      this.#emit({ type: 'rejected', why: error.message });
+      return [];
+    }
     this.#shmOffered = false;
     this.#emit({ type: 'shm-failed', error: error.message });
     return this.connect(now, 'reconnect');
@@ -339,6 +346,11 @@ export class ReceiverProtocol {
       return NOTHING;
     }
     if (frame.session !== this.#session) return NOTHING;
+    if (this.#transport === Transport.Shm && !this.window.wants(frame.session, frame)) {
+      // A late copy (the item was received, maybe consumed and its slot reused): never read it.
+      this.#emit({ type: 'duplicate', epoch: frame.epoch, step: frame.step });
+      return NOTHING;
+    }
     if (this.#transport !== Transport.Shm) {
       this.#emit({ type: 'rejected', why: `a shared-memory frame for ${formatPosition(frame)} in a session whose transport is ${this.#transport}` });
       return NOTHING;

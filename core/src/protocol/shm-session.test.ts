@@ -13,6 +13,7 @@ import { ReceiverProtocol, type ReceiverEvent } from './receiver-protocol.ts';
 import { SenderProtocol, type Outgoing, type SenderEvent } from './sender-protocol.ts';
 import type { SegmentDescriptor } from './shm/descriptor.ts';
 import { HEADER_BYTES } from './shm/segment-file.ts';
+import { StaleDescriptorError } from './shm/shm-reader.ts';
 
 const RING = 'shardline-j-0-abc123';
 const descriptor = (slot: number, length: number): SegmentDescriptor => ({ ring: RING, slot, generation: 1, offset: HEADER_BYTES, length });
@@ -214,4 +215,30 @@ test('shm frames round-trip; hostile ones are FormatErrors naming the problem, a
       }
     }),
   );
+});
+
+test('a late copy of a descriptor is never read, and a stale slot does not end shared memory', () => {
+  const events: ReceiverEvent[] = [];
+  const r = receiver(events);
+  const p = sender();
+  p.push({ kind: 'batch', epoch: 0, step: 0, sampleIds: [1], bytes: new Uint8Array(5), shm: descriptor(0, 5) });
+  p.push({ kind: 'batch', epoch: 0, step: 1, sampleIds: [2], bytes: new Uint8Array(5), shm: descriptor(1, 5) });
+  const [h] = r.connect(0, 'start');
+  const out = p.onHello(h!.bytes, 0, 100);
+  const frames = new Map<number, ShmFrame>();
+  for (const o of out) {
+    const step = o.subject === 'events' ? r.onEvents(o.bytes, 1) : r.onData(o.bytes, 1);
+    if (step.shm !== undefined) frames.set(step.shm.step, step.shm);
+  }
+  r.onShmBatch(frames.get(0)!, new Uint8Array(5), 2);
+  assert.equal(r.take(3).item?.type, 'batch');
+  // The loader's copy of step 0's frame arrives again after the trainer consumed it (its slot may hold another batch by now).
+  const late = r.onData(encodeShmFrame({ session: r.session, job: 'j', rank: 0, epoch: 0, step: 0, totalBytes: 5 }, descriptor(0, 5)), 4);
+  assert.equal(late.shm, undefined, 'not read');
+  assert.ok(events.some((e) => e.type === 'duplicate' && e.step === 0));
+  // Step 1's slot turned out stale: dropped, shared memory stays, a nack will ask again.
+  const stale = new StaleDescriptorError('segment x', 1, 2, '');
+  assert.deepEqual(r.shmFailed(frames.get(1)!, stale, 5), []);
+  assert.equal(r.transport, 'shm');
+  assert.ok(!events.some((e) => e.type === 'shm-failed'));
 });
