@@ -41,6 +41,9 @@ from .wire import (
 
 logger = logging.getLogger("shardline")
 
+MAX_NACK_BACKOFF = 8.0
+"""The most a repeated nack of one item is held back, in multiples of resend_after."""
+
 Outgoing = Tuple[str, bytes]
 """A message to publish: the subject kind (``hello`` or ``ctl``) and its bytes."""
 
@@ -99,6 +102,9 @@ class ReceiverProtocol:
         self._last_progress_at = 0.0
         self._last_control_at = 0.0
         self._last_tick_at = 0.0
+        self._nack_backoff = 1.0
+        """Multiplies resend_after for the next nack: doubles while one item goes unanswered (to 8), 1 again on progress."""
+        self._last_nacked: Optional[Position] = None
 
     def connect(self, now: float, why: str) -> List[Outgoing]:
         """Starts a new session (``why``: start, retry, reconnect, reset): drops what was received
@@ -235,11 +241,14 @@ class ReceiverProtocol:
         self._last_tick_at = now
         if busy:
             self._last_progress_at = max(self._last_progress_at, now)
-        elif now - self._last_progress_at >= o.resend_after:
+        elif now - self._last_progress_at >= o.resend_after * self._nack_backoff:
             self._last_progress_at = now
             missing = self.window.missing()
             if missing is not None:
                 position, chunks = missing
+                # Asking again for the same item with nothing arriving meanwhile waits twice as long each time.
+                self._nack_backoff = min(self._nack_backoff * 2, MAX_NACK_BACKOFF) if position == self._last_nacked else 2.0
+                self._last_nacked = position
                 self._emit({"type": "nack", "epoch": position.epoch, "step": position.step, "chunks": chunks or None})
                 out.append(("ctl", encode_nack(self.session, position, chunks or None)))
         if now - self._last_control_at >= o.heartbeat:
@@ -302,6 +311,8 @@ class ReceiverProtocol:
     def _accepted(self, outcome: Outcome, at: Position, now: float) -> Step:
         if outcome.status == "stored":
             self._last_progress_at = now
+            self._nack_backoff = 1.0
+            self._last_nacked = None
             return Step([], outcome.readable)
         if outcome.status == "duplicate":
             self._emit({"type": "duplicate", "epoch": at.epoch, "step": at.step})

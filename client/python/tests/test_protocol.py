@@ -142,6 +142,16 @@ class ProtocolTest(unittest.TestCase):
         [nack] = [m for _, m in sent(p.tick(3.3)) if m["type"] == "nack"]
         self.assertEqual(nack["chunks"], [1], "real silence after it still asks")
 
+    def test_repeated_nacks_of_one_item_back_off_and_progress_resets_them(self):
+        p = self.open()
+        s = p.session
+        p.on_data(encode_frame(s, "mnist", 0, 0, 0, 0, 3, 4, bytes(12)), 0.0)
+        at = [round(t * 0.05, 2) for t in range(1, 121) if any(m["type"] == "nack" for _, m in sent(p.tick(round(t * 0.05, 2))))]
+        self.assertEqual(at[:5], [0.25, 0.75, 1.75, 3.75, 5.75], "gaps of 1x, 2x, 4x, 8x, then 8x resend_after")
+        p.on_data(encode_frame(s, "mnist", 0, 0, 0, 1, 3, 4, bytes(12)), 6.0)
+        after = [round(6 + t * 0.05, 2) for t in range(1, 17) if any(m["type"] == "nack" for _, m in sent(p.tick(round(6 + t * 0.05, 2))))]
+        self.assertEqual(after, [6.25, 6.75], "a chunk arrived: back to 1x")
+
     def test_nack_of_a_whole_item_and_heartbeat(self):
         p = self.open()
         s = p.session

@@ -148,3 +148,19 @@ test('a late tick (the process was busy) does not nack what may be waiting behin
   const [nack] = decode(p.tick(2150)).filter((m) => m.type === 'nack');
   assert.deepEqual(nack, { type: 'nack', version: 1, session: p.session, epoch: 0, step: 0, chunks: [1] }, 'real silence after it still asks');
 });
+
+test('repeated nacks of one item back off (2x, 4x, 8x resendAfterMs); progress resets them', () => {
+  const p = new ReceiverProtocol(options);
+  p.connect(0, 'start');
+  p.onEvents(welcome(p.session), 0);
+  const chunk = (index: number) =>
+    encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 0, index, count: 3, chunkSize: 4, totalBytes: 12 }, new Uint8Array(12));
+  p.onData(chunk(0), 0);
+  const nacksAt: number[] = [];
+  for (let now = 50; now <= 3000; now += 50) if (decode(p.tick(now)).some((m) => m.type === 'nack')) nacksAt.push(now);
+  assert.deepEqual(nacksAt.slice(0, 5), [100, 300, 700, 1500, 2300], 'gaps of 1x, 2x, 4x, 8x, then 8x');
+  p.onData(chunk(1), 3000);
+  const after: number[] = [];
+  for (let now = 3050; now <= 3400; now += 50) if (decode(p.tick(now)).some((m) => m.type === 'nack')) after.push(now);
+  assert.deepEqual(after, [3100, 3300], 'a chunk arrived: back to 1x');
+});

@@ -78,6 +78,9 @@ export interface ReceiverStep {
 
 const NOTHING: ReceiverStep = { outgoing: [], readable: false };
 
+/** The most a repeated nack of one item is held back, in multiples of resendAfterMs. */
+const MAX_NACK_BACKOFF = 8;
+
 /** The trainer's protocol engine. */
 export class ReceiverProtocol {
   readonly window: ReceiveWindow;
@@ -92,6 +95,9 @@ export class ReceiverProtocol {
   #lastProgressAt = 0;
   #lastControlAt = 0;
   #lastTickAt = 0;
+  /** Multiplies resendAfterMs for the next nack: doubles while the same item goes unanswered (to 8), back to 1 on progress. */
+  #nackBackoff = 1;
+  #lastNacked: string | undefined;
   #shmOffered: boolean;
   #transport: Transport = Transport.Nats;
   /** Seconds the consumer waited in the current session (reported with each credit). */
@@ -293,10 +299,15 @@ export class ReceiverProtocol {
     this.#lastTickAt = now;
     if (busy) {
       this.#lastProgressAt = Math.max(this.#lastProgressAt, now);
-    } else if (now - this.#lastProgressAt >= this.#o.resendAfterMs) {
+    } else if (now - this.#lastProgressAt >= this.#o.resendAfterMs * this.#nackBackoff) {
       this.#lastProgressAt = now;
       const missing = this.window.missing();
       if (missing !== undefined) {
+        // Asking again for the same item, with nothing arriving meanwhile, waits twice as long each
+        // time: a big batch still in flight behind a slow link is not sent twice over.
+        const nacked = formatPosition(missing);
+        this.#nackBackoff = nacked === this.#lastNacked ? Math.min(this.#nackBackoff * 2, MAX_NACK_BACKOFF) : 2;
+        this.#lastNacked = nacked;
         const chunks = missing.chunks !== undefined && missing.chunks.length > 0 ? missing.chunks : undefined;
         this.#emit({ type: 'nack', epoch: missing.epoch, step: missing.step, ...(chunks === undefined ? {} : { chunks }) });
         out.push(
@@ -366,6 +377,8 @@ export class ReceiverProtocol {
     switch (outcome.status) {
       case 'stored':
         this.#lastProgressAt = now;
+        this.#nackBackoff = 1;
+        this.#lastNacked = undefined;
         return { outgoing: [], readable: outcome.readable };
       case 'duplicate':
         this.#emit({ type: 'duplicate', epoch: at.epoch, step: at.step });
