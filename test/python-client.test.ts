@@ -20,7 +20,7 @@ import { connect, type NatsConnection } from 'nats';
 import { startNats, type NatsServer } from './infra/nats.ts';
 import { makeTempDir, removeTempDir } from './infra/supervisor.ts';
 import { within } from './delivery/support.ts';
-import { planOf, writeTestDataset } from './loader/support.ts';
+import { planOf, startLoaderProcess, writeTestDataset } from './loader/support.ts';
 import { REPO_ROOT, pythonPath, runPython } from './support/python.ts';
 
 const CLIENT_DIR = path.join(REPO_ROOT, 'client', 'python');
@@ -287,20 +287,9 @@ test('the Python client reads two ranks of an epoch from `shardline loader` proc
   const loaders = [0, 1].map((rank) => {
     const cacheDir = makeTempDir(`py-cli-cache-${rank}`);
     t.after(() => removeTempDir(cacheDir));
-    const child = spawn(
-      process.execPath,
-      [path.join(REPO_ROOT, 'cli', 'src', 'main.ts'), 'loader', '--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2',
-        '--dataset', datasetDir, '--nats-url', server.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', '4', '--epochs', '1',
-        '--seed', '11', '--shuffle', 'global', '--metrics-port', '0', '--log-level', 'warn'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    t.after(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    return { exited, stderr: () => stderr };
+    return startLoaderProcess(t, ['--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2',
+      '--dataset', datasetDir, '--nats-url', server.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', '4', '--epochs', '1',
+      '--seed', '11', '--shuffle', 'global', '--metrics-port', '0', '--log-level', 'warn']);
   });
   const outputs = await Promise.all([0, 1].map((rank) => python(READ_EPOCH, [server.url, job, String(rank)])));
   const seen = new Set<number>();

@@ -7,7 +7,6 @@
  * (`--first-step`) for a trainer resuming from its checkpoint.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,9 +15,8 @@ import { batches, type TrainerBatch } from '@shardline/client';
 import { makeTempDir, removeTempDir, startS3, type S3Server } from '../infra/index.ts';
 import { startNats, type NatsServer } from '../infra/nats.ts';
 import { within } from '../delivery/support.ts';
-import { planOf, writeTestDataset } from './support.ts';
+import { planOf, startLoaderProcess, writeTestDataset, type LoaderProcess } from './support.ts';
 
-const MAIN = path.join(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
 const NAMESPACE = 's3-epoch';
 const SAMPLES = 150;
 
@@ -52,25 +50,18 @@ const OPTIONS = { worldSize: 2, batchSize: 7, seed: 3, shuffle: 'shard-aware' as
 type TestContext = { after: (fn: () => unknown) => void };
 
 /** Starts `shardline loader` for `rank` on the MinIO dataset; resolves its exit code with `exited`. */
-function startLoader(t: TestContext, job: string, rank: number, extra: readonly string[] = []): { exited: Promise<number | null>; stderr: () => string } {
+function startLoader(t: TestContext, job: string, rank: number, extra: readonly string[] = []): LoaderProcess {
   const cacheDir = makeTempDir(`s3-epoch-cache-${rank}`);
   t.after(() => removeTempDir(cacheDir));
   // Segments in a folder of the test's (not /dev/shm, which may be small where CI runs); the trainers read the same one.
   const env = { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_ENDPOINT_URL: s3.endpoint, AWS_REGION: s3.region };
-  const child = spawn(
-    process.execPath,
-    [MAIN, 'loader', '--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2', '--dataset', `s3://${bucket}/data/`,
+  return startLoaderProcess(
+    t,
+    ['--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2', '--dataset', `s3://${bucket}/data/`,
       '--nats-url', nats.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', String(OPTIONS.batchSize), '--epochs', '1',
       '--seed', String(OPTIONS.seed), '--shuffle', OPTIONS.shuffle, '--workers', '2', '--shm-dir', SHM_DIR, '--metrics-port', '0', '--log-level', 'warn', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'], env },
+    env,
   );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { exited, stderr: () => stderr };
 }
 
 function checkBatch(batch: TrainerBatch, rank: number, step: number): void {

@@ -4,6 +4,8 @@
  * every batch against the rank's plan.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { EpochPlan, MDSWriter, decodeBatch, type MDSSample } from '@shardline/core';
 import type { BatchReceiver } from '@shardline/client';
 import { loaderDefaults, type LoaderOptions } from '@shardline/loader-node';
@@ -57,4 +59,28 @@ export async function readCheckedEpoch(receiver: BatchReceiver, plan: EpochPlan,
   }
   assert.equal(step, plan.numBatches, `rank ${rank} epoch ${plan.epoch}: batches`);
   return ids;
+}
+
+/** A `shardline loader` child process: its exit code once it ends, and what it wrote to stderr. */
+export interface LoaderProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+const CLI_MAIN = path.join(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
+
+/**
+ * Starts `shardline loader <args>` with this Node (stdout ignored, stderr kept for messages);
+ * the process is killed when the test ends if it is still running.
+ */
+export function startLoaderProcess(t: { after: (fn: () => unknown) => void }, args: readonly string[], env?: NodeJS.ProcessEnv): LoaderProcess {
+  const child = spawn(process.execPath, [CLI_MAIN, 'loader', ...args], { stdio: ['ignore', 'ignore', 'pipe'], ...(env === undefined ? {} : { env }) });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return { child, exited, stderr: () => stderr };
 }

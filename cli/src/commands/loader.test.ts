@@ -5,7 +5,7 @@
  * a process: flags over SHARDLINE_* variables over the defaults.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BatchReceiver } from '@shardline/client';
@@ -13,7 +13,7 @@ import { connect } from 'nats';
 import { freePort, makeTempDir, removeTempDir } from '../../../test/infra/supervisor.ts';
 import { startNats, type NatsServer } from '../../../test/infra/nats.ts';
 import { within } from '../../../test/delivery/support.ts';
-import { planOf, readCheckedEpoch, writeTestDataset } from '../../../test/loader/support.ts';
+import { planOf, readCheckedEpoch, startLoaderProcess, writeTestDataset } from '../../../test/loader/support.ts';
 import { ConfigError, parseLoaderConfig } from '../config.ts';
 
 const MAIN = path.join(import.meta.dirname, '..', 'main.ts');
@@ -92,18 +92,8 @@ test('the loader process serves an epoch of its plan, reports it, and exits 0 on
   const port = await freePort();
   const cacheDir = makeTempDir('cli-loader-cache');
   dirs.push(cacheDir);
-  const child = spawn(
-    process.execPath,
-    [MAIN, 'loader', '--job', job, '--namespace', 'test', '--rank', '1', '--world-size', '2', '--dataset', datasetDir, '--nats-url', server.url,
-      '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', '3', '--epochs', '3', '--seed', '5', '--shuffle', 'global', '--metrics-port', String(port), '--log-level', 'warn'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const loader = startLoaderProcess(t, ['--job', job, '--namespace', 'test', '--rank', '1', '--world-size', '2', '--dataset', datasetDir, '--nats-url', server.url,
+    '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', '3', '--epochs', '3', '--seed', '5', '--shuffle', 'global', '--metrics-port', String(port), '--log-level', 'warn']);
 
   const nc = await connect({ servers: server.url });
   t.after(() => nc.close());
@@ -126,8 +116,8 @@ test('the loader process serves an epoch of its plan, reports it, and exits 0 on
   assert.ok(delivered >= plan.numBatches - 1 && delivered <= plan.numBatches, `batches delivered ${delivered} of ${plan.numBatches}`);
 
   const stopped = performance.now();
-  child.kill('SIGTERM');
-  const code = await within(exited, 15_000, 'the loader exiting after SIGTERM');
-  assert.equal(code, 0, `exit 0 after SIGTERM; stderr:\n${stderr}`);
+  loader.child.kill('SIGTERM');
+  const code = await within(loader.exited, 15_000, 'the loader exiting after SIGTERM');
+  assert.equal(code, 0, `exit 0 after SIGTERM; stderr:\n${loader.stderr()}`);
   assert.ok(performance.now() - stopped < 10_000, 'within the drain bound and a little more');
 });
