@@ -44,6 +44,9 @@ logger = logging.getLogger("shardline")
 MAX_NACK_BACKOFF = 8.0
 """The most a repeated nack of one item is held back, in multiples of resend_after."""
 
+MIN_BUSY_GAP = 0.05
+"""A gap between ticks longer than resend_after, and at least this (s), means the process was busy."""
+
 Outgoing = Tuple[str, bytes]
 """A message to publish: the subject kind (``hello`` or ``ctl``) and its bytes."""
 
@@ -237,7 +240,7 @@ class ReceiverProtocol:
         out: List[Outgoing] = []
         # A tick this late means the process was busy (a training step): frames that arrived
         # meanwhile wait behind this timer, so start the silence over instead of nacking them.
-        busy = now - self._last_tick_at > o.resend_after
+        busy = now - self._last_tick_at > max(o.resend_after, MIN_BUSY_GAP)
         self._last_tick_at = now
         if busy:
             self._last_progress_at = max(self._last_progress_at, now)

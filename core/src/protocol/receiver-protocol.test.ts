@@ -164,3 +164,13 @@ test('repeated nacks of one item back off (2x, 4x, 8x resendAfterMs); progress r
   for (let now = 3050; now <= 3400; now += 50) if (decode(p.tick(now)).some((m) => m.type === 'nack')) after.push(now);
   assert.deepEqual(after, [3100, 3300], 'a chunk arrived: back to 1x');
 });
+
+test('with a resendAfterMs below the timer period, ticks a period apart still nack', () => {
+  const p = new ReceiverProtocol({ ...options, resendAfterMs: 4 });
+  p.connect(0, 'start');
+  p.onEvents(welcome(p.session), 0);
+  p.onData(encodeChunkFrame({ session: p.session, job: 'j', rank: 0, epoch: 0, step: 0, index: 0, count: 2, chunkSize: 4, totalBytes: 8 }, new Uint8Array(8)), 0);
+  let nacks = 0;
+  for (let now = 5; now <= 40; now += 5) nacks += decode(p.tick(now)).filter((m) => m.type === 'nack').length;
+  assert.ok(nacks >= 2, `${nacks} nacks in 40 ms of silence with ticks every 5 ms`);
+});

@@ -78,6 +78,12 @@ export interface ReceiverStep {
 
 const NOTHING: ReceiverStep = { outgoing: [], readable: false };
 
+/**
+ * A gap between ticks longer than resendAfterMs, and at least this, means the process was busy
+ * (with a tiny resendAfterMs the timer's own period could exceed it).
+ */
+const MIN_BUSY_GAP_MS = 50;
+
 /** The most a repeated nack of one item is held back, in multiples of resendAfterMs. */
 const MAX_NACK_BACKOFF = 8;
 
@@ -295,7 +301,7 @@ export class ReceiverProtocol {
     // A tick this late means the process was busy (a training step, a long decode): frames that
     // arrived meanwhile wait behind this timer, so the silence is not the network's. Start the
     // silence over instead of asking for items that are already here.
-    const busy = now - this.#lastTickAt > this.#o.resendAfterMs;
+    const busy = now - this.#lastTickAt > Math.max(this.#o.resendAfterMs, MIN_BUSY_GAP_MS);
     this.#lastTickAt = now;
     if (busy) {
       this.#lastProgressAt = Math.max(this.#lastProgressAt, now);
