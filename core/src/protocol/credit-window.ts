@@ -15,6 +15,7 @@
  */
 import { ArgumentError } from '../errors.ts';
 import { RefusalReason, type Hello } from './messages.ts';
+import type { FramedBatch } from './frame.ts';
 import type { SegmentDescriptor } from './shm/descriptor.ts';
 import { comparePositions, formatPosition, successor, type Position } from './position.ts';
 
@@ -28,8 +29,18 @@ export type StreamItem =
       readonly bytes: Uint8Array;
       /** Where a copy of `bytes` lies in shared memory, when the loader placed one there (sent as a descriptor in shm sessions). */
       readonly shm?: SegmentDescriptor;
+      /**
+       * The batch held as its data frames (then `bytes` gathers a copy when read: use
+       * {@link batchByteLength} for the size, and the frames when their layout fits).
+       */
+      readonly framed?: FramedBatch;
     }
   | { readonly kind: 'end'; readonly epoch: number; readonly batches: number };
+
+/** Bytes of a batch item, without gathering a framed one. */
+export function batchByteLength(item: Extract<StreamItem, { kind: 'batch' }>): number {
+  return item.framed?.totalBytes ?? item.bytes.byteLength;
+}
 
 /** The position of an item: `(epoch, step)` of a batch, `(epoch, batches)` of an end marker. */
 export function itemPosition(item: StreamItem): Position {
@@ -153,7 +164,7 @@ export class CreditWindow {
   /** Bytes of the batches held. */
   get heldBytes(): number {
     let bytes = 0;
-    for (const e of this.#entries) if (e.item.kind === 'batch') bytes += e.item.bytes.byteLength;
+    for (const e of this.#entries) if (e.item.kind === 'batch') bytes += batchByteLength(e.item);
     return bytes;
   }
 

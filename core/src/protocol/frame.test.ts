@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { FormatError } from '../errors.ts';
-import { FRAME_FIXED_BYTES, chunkLayout, chunkRange, decodeChunkFrame, encodeChunkFrame, frameHeaderBytes } from './frame.ts';
+import { FRAME_FIXED_BYTES, FramedBatch, chunkLayout, chunkRange, decodeChunkFrame, encodeChunkFrame, frameHeaderBytes } from './frame.ts';
 
 const header = { session: 7, job: 'mnist', rank: 3, epoch: 2, step: 9 };
 
@@ -101,4 +101,28 @@ test('hostile frames are FormatErrors naming the field, and nothing else is ever
     }),
   );
   assert.equal(frameHeaderBytes('mnist'), 42);
+});
+
+test('property: a FramedBatch gives exactly the frames encodeChunkFrame makes, as views, for any session; bytes() gathers the batch', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 3000 }), fc.integer({ min: 1, max: 700 }), fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.integer({ min: 1, max: 2 ** 32 - 1 }), (bytes, maxChunk, s1, s2) => {
+      const scope = { job: 'mnist-2', rank: 3, epoch: 4, step: 5 };
+      const framed = FramedBatch.build(scope, bytes, maxChunk);
+      const { count, chunkSize } = chunkLayout(bytes.byteLength, maxChunk);
+      assert.deepEqual([framed.count, framed.chunkSize, framed.totalBytes], [count, chunkSize, bytes.byteLength]);
+      assert.ok(framed.fits(maxChunk));
+      for (const session of [s1, s2]) {
+        for (let index = 0; index < count; index++) {
+          const expected = encodeChunkFrame({ ...scope, session, index, count, chunkSize, totalBytes: bytes.byteLength }, bytes);
+          assert.deepEqual(framed.frame(index, session), expected);
+        }
+      }
+      assert.deepEqual(framed.bytes(), bytes);
+    }),
+    { numRuns: 200 },
+  );
+  const framed = FramedBatch.build({ job: 'j', rank: 0, epoch: 0, step: 0 }, new Uint8Array(100), 30);
+  assert.ok(!framed.fits(60), 'another chunk size is another layout');
+  assert.equal(framed.frame(0, 7).buffer, framed.frame(1, 7).buffer, 'frames are views of one held buffer');
+  assert.throws(() => framed.frame(4, 1), /index/);
 });

@@ -121,8 +121,13 @@ export function encodeShmFrame(header: ShmFrameHeader, descriptor: SegmentDescri
 
 /** A frame's prefix for `header`, with room for `payloadBytes` after it. */
 function framePrefix(kind: number, header: ChunkHeader, payloadBytes: number): Uint8Array {
-  const prefix = frameHeaderBytes(header.job);
-  const frame = new Uint8Array(prefix + payloadBytes);
+  const frame = new Uint8Array(frameHeaderBytes(header.job) + payloadBytes);
+  writePrefix(frame, kind, header);
+  return frame;
+}
+
+/** Writes a frame's prefix for `header` at the start of `frame`. */
+function writePrefix(frame: Uint8Array, kind: number, header: ChunkHeader): void {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   view.setUint16(0, FRAME_MAGIC, true);
   view.setUint8(2, 1);
@@ -137,7 +142,80 @@ function framePrefix(kind: number, header: ChunkHeader, payloadBytes: number): U
   view.setUint32(32, header.totalBytes, true);
   view.setUint8(36, header.job.length);
   for (let i = 0; i < header.job.length; i++) frame[FRAME_FIXED_BYTES + i] = header.job.charCodeAt(i);
-  return frame;
+}
+
+/**
+ * A batch held as its data frames for one chunk size, each chunk right behind its frame prefix
+ * in one buffer: publishing a frame is a view and a 4-byte session write, not a copy. The loader
+ * keeps an unacked batch this way (built once, from the caller's bytes, in place of a plain copy).
+ * A session with another chunk size (a server with another max_payload) gets its frames from
+ * {@link FramedBatch.bytes} instead.
+ */
+export class FramedBatch {
+  readonly totalBytes: number;
+  readonly count: number;
+  readonly chunkSize: number;
+  readonly #buffer: Uint8Array;
+  readonly #prefix: number;
+
+  private constructor(buffer: Uint8Array, prefix: number, layout: ChunkLayout, totalBytes: number) {
+    this.#buffer = buffer;
+    this.#prefix = prefix;
+    this.count = layout.count;
+    this.chunkSize = layout.chunkSize;
+    this.totalBytes = totalBytes;
+  }
+
+  /** Lays `bytes` out as the frames of `scope`'s batch in chunks of at most `maxChunkBytes` (copying them once). */
+  static build(scope: Pick<ChunkHeader, 'job' | 'rank' | 'epoch' | 'step'>, bytes: Uint8Array, maxChunkBytes: number): FramedBatch {
+    const layout = chunkLayout(bytes.byteLength, maxChunkBytes);
+    const prefix = frameHeaderBytes(scope.job);
+    const buffer = new Uint8Array(layout.count * prefix + bytes.byteLength);
+    const batch = new FramedBatch(buffer, prefix, layout, bytes.byteLength);
+    for (let index = 0; index < layout.count; index++) {
+      const header = { ...scope, session: 1, index, count: layout.count, chunkSize: layout.chunkSize, totalBytes: bytes.byteLength };
+      checkHeader(header, (why) => new ArgumentError('header', why));
+      const [begin, end] = chunkRange(header);
+      const at = batch.#start(index);
+      writePrefix(buffer.subarray(at, at + prefix), FRAME_KIND_CHUNK, header);
+      buffer.set(bytes.subarray(begin, end), at + prefix);
+    }
+    return batch;
+  }
+
+  /** Whether this layout is the one `maxChunkBytes` gives (the frames fit the session). */
+  fits(maxChunkBytes: number): boolean {
+    const { count, chunkSize } = chunkLayout(this.totalBytes, maxChunkBytes);
+    return count === this.count && chunkSize === this.chunkSize;
+  }
+
+  /**
+   * Frame `index` for `session`: a view of the held bytes whose session field is set now (a view
+   * handed out earlier for another session changes with it; the transport has copied it by then).
+   */
+  frame(index: number, session: number): Uint8Array {
+    if (!Number.isInteger(index) || index < 0 || index >= this.count) throw new ArgumentError('index', `must be in [0, ${this.count}), got ${index}`);
+    const at = this.#start(index);
+    const [begin, end] = chunkRange({ index, chunkSize: this.chunkSize, totalBytes: this.totalBytes });
+    const frame = this.#buffer.subarray(at, at + this.#prefix + (end - begin));
+    new DataView(frame.buffer, frame.byteOffset, 8).setUint32(4, session, true);
+    return frame;
+  }
+
+  /** The batch's bytes, gathered from its frames (a copy). */
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.totalBytes);
+    for (let index = 0; index < this.count; index++) {
+      const [begin, end] = chunkRange({ index, chunkSize: this.chunkSize, totalBytes: this.totalBytes });
+      const at = this.#start(index) + this.#prefix;
+      out.set(this.#buffer.subarray(at, at + (end - begin)), begin);
+    }
+    return out;
+  }
+
+  #start(index: number): number {
+    return index * (this.#prefix + this.chunkSize);
+  }
 }
 
 /**

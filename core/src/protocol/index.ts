@@ -27,6 +27,7 @@ export type { Ack, Bye, ControlMessage, Credit, EndOfEpoch, Hello, LoaderMessage
 export {
   FRAME_FIXED_BYTES,
   FRAME_KIND_CHUNK,
+  FramedBatch,
   FRAME_KIND_SHM,
   MAX_SHM_DESCRIPTOR_BYTES,
   chunkLayout,
@@ -38,7 +39,7 @@ export {
   frameKind,
 } from './frame.ts';
 export type { ChunkFrame, ChunkHeader, ChunkLayout, ShmFrame, ShmFrameHeader } from './frame.ts';
-export { CreditWindow, itemPosition } from './credit-window.ts';
+export { CreditWindow, batchByteLength, itemPosition } from './credit-window.ts';
 export type { AckOutcome, CreditOutcome, CreditWindowOptions, HelloOutcome, HelloRequest, NackOutcome, SessionInfo, StreamItem } from './credit-window.ts';
 export { MAX_CHUNKS_PER_BATCH, ReceiveWindow } from './receive-window.ts';
 export type { AcceptOutcome, MissingItem, ReceiveWindowOptions } from './receive-window.ts';

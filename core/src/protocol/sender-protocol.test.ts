@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ArgumentError } from '../errors.ts';
-import { decodeChunkFrame } from './frame.ts';
+import { FramedBatch, decodeChunkFrame } from './frame.ts';
 import { LOADER_MESSAGE_TYPES, decodeControlMessage, encodeControlMessage, type TrainerMessage } from './messages.ts';
 import { SenderProtocol, type Outgoing, type SenderEvent } from './sender-protocol.ts';
 
@@ -85,4 +85,31 @@ test('no sequence of received bytes makes the loader throw, and it never exceeds
       }
     }),
   );
+});
+
+test('a batch held as frames is published as views when the session layout fits, and re-cut from its bytes when not', () => {
+  const bytes = Uint8Array.from({ length: 10 }, (_, i) => i);
+  const framedItem = (maxChunk: number, step: number) => {
+    const framed = FramedBatch.build({ job: 'j', rank: 0, epoch: 0, step }, bytes, maxChunk);
+    return {
+      kind: 'batch' as const,
+      epoch: 0,
+      step,
+      sampleIds: [step],
+      get bytes() {
+        return framed.bytes();
+      },
+      framed,
+    };
+  };
+  const p = make();
+  p.push(framedItem(4, 0)); // the session's layout (chunks of 4)
+  p.push(framedItem(8, 1)); // another layout: cut again
+  const out = p.onHello(hello({ credits: 2 }), 0, 4).filter((o) => o.subject === 'data');
+  assert.deepEqual(describe(out), ['data 0/0 chunk 0/3', 'data 0/0 chunk 1/3', 'data 0/0 chunk 2/3', 'data 0/1 chunk 0/3', 'data 0/1 chunk 1/3', 'data 0/1 chunk 2/3']);
+  for (const step of [0, 1]) {
+    const payload = out.map((o) => decodeChunkFrame(o.bytes)).filter((f) => f.step === step).flatMap((f) => [...f.payload]);
+    assert.deepEqual(payload, [...bytes], `step ${step}: the batch's bytes`);
+    assert.ok(out.map((o) => decodeChunkFrame(o.bytes)).every((f) => f.session === 5));
+  }
 });

@@ -5,7 +5,7 @@
  * dropped. batch-sender.ts does the NATS I/O; the property tests run it over simulated networks.
  */
 import { ArgumentError } from '../errors.ts';
-import { CreditWindow, type StreamItem } from './credit-window.ts';
+import { CreditWindow, batchByteLength, type StreamItem } from './credit-window.ts';
 import { chunkLayout, encodeChunkFrame, encodeShmFrame } from './frame.ts';
 import {
   PROTOCOL_VERSION,
@@ -208,10 +208,10 @@ export class SenderProtocol {
    * @throws ArgumentError when it is out of order, larger than maxBatchBytes, or the window is full.
    */
   push(item: StreamItem): Outgoing[] {
-    if (item.kind === 'batch' && item.bytes.byteLength > this.#options.maxBatchBytes) {
+    if (item.kind === 'batch' && batchByteLength(item) > this.#options.maxBatchBytes) {
       throw new ArgumentError(
         'batch.bytes',
-        `the batch at epoch ${item.epoch} step ${item.step} has ${item.bytes.byteLength} bytes, more than maxBatchBytes (${this.#options.maxBatchBytes})`,
+        `the batch at epoch ${item.epoch} step ${item.step} has ${batchByteLength(item)} bytes, more than maxBatchBytes (${this.#options.maxBatchBytes})`,
       );
     }
     if (this.window.push(item) === 'skipped') {
@@ -242,9 +242,16 @@ export class SenderProtocol {
     }
     if (this.#transport === Transport.Shm && item.shm !== undefined) {
       const { job, rank } = this.#options;
-      return [{ subject: 'data', bytes: encodeShmFrame({ session, job, rank, epoch: item.epoch, step: item.step, totalBytes: item.bytes.byteLength }, item.shm) }];
+      return [{ subject: 'data', bytes: encodeShmFrame({ session, job, rank, epoch: item.epoch, step: item.step, totalBytes: batchByteLength(item) }, item.shm) }];
     }
-    const { count, chunkSize } = chunkLayout(item.bytes.byteLength, this.#chunkBytes);
+    const indicesOf = (count: number) => [...new Set(chunks ?? Array.from({ length: count }, (_, i) => i))].filter((i) => i < count);
+    const framed = item.framed;
+    if (framed !== undefined && framed.fits(this.#chunkBytes)) {
+      // Held as frames of this session's layout: views, no copy.
+      return indicesOf(framed.count).map((index) => ({ subject: 'data', bytes: framed.frame(index, session) }));
+    }
+    const bytes = item.bytes;
+    const { count, chunkSize } = chunkLayout(bytes.byteLength, this.#chunkBytes);
     const header = {
       session,
       job: this.#options.job,
@@ -253,14 +260,9 @@ export class SenderProtocol {
       step: item.step,
       count,
       chunkSize,
-      totalBytes: item.bytes.byteLength,
+      totalBytes: bytes.byteLength,
     };
-    const indices = chunks ?? Array.from({ length: count }, (_, i) => i);
-    const out: Outgoing[] = [];
-    for (const index of new Set(indices)) {
-      if (index < count) out.push({ subject: 'data', bytes: encodeChunkFrame({ ...header, index }, item.bytes) });
-    }
-    return out;
+    return indicesOf(count).map((index) => ({ subject: 'data', bytes: encodeChunkFrame({ ...header, index }, bytes) }));
   }
 
   #acked(item: StreamItem, how: 'ack' | 'resume'): void {

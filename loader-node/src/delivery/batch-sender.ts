@@ -10,6 +10,7 @@ import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
 import { requireInt } from '@shardline/core/internal';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import {
+  FramedBatch,
   MAX_CHUNKS_PER_BATCH,
   MAX_U32,
   SHM_MAX_SLOTS,
@@ -249,8 +250,25 @@ export class BatchSender implements BatchSink {
     }
     const { epoch, step } = batch;
     const sampleIds = [...batch.sampleIds];
-    const bytes = (): Uint8Array => (batch.transfer === true ? batch.bytes : new Uint8Array(batch.bytes));
-    const item = (shm?: SegmentDescriptor) => (): StreamItem => ({ kind: 'batch', epoch, step, sampleIds, bytes: bytes(), ...(shm === undefined ? {} : { shm }) });
+    const { job, rank } = this.#options;
+    // The held copy is made as the batch's frames, so publishing it copies nothing more; a
+    // handed-over buffer is kept as it is.
+    const item = (shm?: SegmentDescriptor) => (): StreamItem => {
+      const placed = shm === undefined ? {} : { shm };
+      if (batch.transfer === true) return { kind: 'batch', epoch, step, sampleIds, bytes: batch.bytes, ...placed };
+      const framed = FramedBatch.build({ job, rank, epoch, step }, batch.bytes, this.#chunkBytes());
+      return {
+        kind: 'batch',
+        epoch,
+        step,
+        sampleIds,
+        get bytes() {
+          return framed.bytes();
+        },
+        framed,
+        ...placed,
+      };
+    };
     if (this.#ring === undefined) return this.#enqueue('batch', item(), options.signal, batch.bytes.byteLength);
     return this.#inOrder(async () => {
       const shm = await this.#place(batch.bytes, options.signal);
