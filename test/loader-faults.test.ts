@@ -12,10 +12,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBatch, type EpochPlan } from '@shardline/core';
 import { BatchReceiver } from '@shardline/client';
 import { LocalDirectorySource, runLoader, type LoaderDeps, type LoaderEvent, type LoaderOptions, type LoaderSummary } from '@shardline/loader-node';
-import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
 import { within } from './delivery/support.ts';
 import { planOf, writeTestDataset } from './loader/support.ts';
-import { makeTempDir, removeTempDir, startNats, type NatsServer } from './infra/index.ts';
+import { connectFor, makeTempDir, removeTempDir, startNats, type NatsServer } from './infra/index.ts';
 
 const SAMPLES = 240;
 const NS = 'faults';
@@ -44,11 +44,7 @@ async function ownServer(t: TestContext): Promise<NatsServer> {
   return server;
 }
 
-async function open(t: TestContext, server: NatsServer, options: ConnectionOptions = RECONNECTING): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, ...options });
-  t.after(() => (nc.isClosed() ? undefined : nc.close()));
-  return nc;
-}
+const open = (t: TestContext, server: NatsServer, options: ConnectionOptions = RECONNECTING): Promise<NatsConnection> => connectFor(t, server, options);
 
 function source(t: TestContext): LocalDirectorySource {
   const s = new LocalDirectorySource(datasetDir);

@@ -13,11 +13,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { encodeBatch, type Tensor } from '@shardline/core';
 import { BatchSender, type BatchSenderOptions, type OutgoingBatch } from '@shardline/loader-node';
-import { connect, type NatsConnection } from 'nats';
-import { startNats, type NatsServer } from './infra/nats.ts';
+import { type NatsConnection } from 'nats';
+import { connectFor, natsPerFile } from './infra/nats.ts';
 import { makeTempDir, removeTempDir } from './infra/supervisor.ts';
 import { within } from './delivery/support.ts';
 import { planOf, startLoaderProcess, writeTestDataset } from './loader/support.ts';
@@ -26,17 +26,9 @@ import { REPO_ROOT, pythonPath, runPython } from './support/python.ts';
 const CLIENT_DIR = path.join(REPO_ROOT, 'client', 'python');
 const NAMESPACE = 'pyclient';
 
-let server: Promise<NatsServer> | undefined;
-const nats = (): Promise<NatsServer> => (server ??= startNats({ jetstream: false }));
-after(async () => {
-  if (server !== undefined) await (await server).stop();
-});
+const nats = natsPerFile();
 
-async function connection(t: { after: (fn: () => Promise<void>) => void }): Promise<NatsConnection> {
-  const nc = await connect({ servers: (await nats()).url });
-  t.after(() => nc.close());
-  return nc;
-}
+const connection = async (t: { after: (fn: () => unknown) => void }): Promise<NatsConnection> => connectFor(t, await nats());
 
 /**
  * Runs Python code with the client on its path, without blocking this process (the loader runs

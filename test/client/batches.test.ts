@@ -6,7 +6,7 @@
  * place, and abort, close and callback errors.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { AbortError, ArgumentError, encodeBatch, FormatError } from '@shardline/core';
 import type { OutgoingBatch } from '@shardline/core/protocol';
 import { BatchSender } from '@shardline/loader-node';
@@ -14,28 +14,19 @@ import * as tf from '@tensorflow/tfjs';
 import { connect, type NatsConnection } from 'nats';
 import { batches, toTfjs, type TrainerBatch } from '@shardline/client';
 import { freePort } from '../infra/supervisor.ts';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import { connectFor, natsPerFile, type NatsServer } from '../infra/nats.ts';
 import { within } from '../delivery/support.ts';
 
 const NS = 'test';
 const ROWS = 4;
 
-let shared: Promise<NatsServer> | undefined;
-const nats = (): Promise<NatsServer> => (shared ??= startNats({ jetstream: false }));
-after(async () => {
-  if (shared !== undefined) await (await shared).stop();
-});
+const nats = natsPerFile();
 before(async () => {
   await tf.setBackend('cpu');
 });
 
 type TestContext = { after: (fn: () => unknown) => void };
 
-async function open(t: TestContext, server: NatsServer): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url });
-  t.after(() => (nc.isClosed() ? undefined : nc.close()));
-  return nc;
-}
 
 async function sender(t: TestContext, nc: NatsConnection, job: string, rank: number): Promise<BatchSender> {
   const s = await BatchSender.open(nc, { namespace: NS, job, rank });
@@ -92,7 +83,7 @@ async function connectionsNamed(server: NatsServer, name: string): Promise<numbe
 test('two epochs: every batch once, in order, with its tensors; toTfjs trains a tfjs model on them', async (t) => {
   const server = await nats();
   const job = 'two-epochs';
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const s = await sender(t, loaderNc, job, 1);
   const producing = produce(s, job, 1, 2, 5);
   const waits: number[] = [];
@@ -132,7 +123,7 @@ test('two epochs: every batch once, in order, with its tensors; toTfjs trains a 
 test('break mid-epoch, then a new batches() resuming from the position: no duplicate, no gap; connections from options close with the stream', async (t) => {
   const server = await nats();
   const job = 'break-resume';
-  const s = await sender(t, await open(t, server), job, 0);
+  const s = await sender(t, await connectFor(t, server), job, 0);
   const producing = produce(s, job, 0, 1, 8);
   const name = `shardline-trainer-${NS}-${job}-rank-0`;
   const common = { job, rank: 0, namespace: NS, clientId: 'trainer-a', nats: { servers: server.url } };
@@ -178,7 +169,7 @@ test('break mid-epoch, then a new batches() resuming from the position: no dupli
 test('epoch() reads one epoch per loop; leaving it early keeps the stream; await using closes it', async (t) => {
   const server = await nats();
   const job = 'epoch-loops';
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const s = await sender(t, loaderNc, job, 2);
   const producing = produce(s, job, 2, 2, 3);
   let outside: ReturnType<typeof batches> | undefined;
@@ -254,7 +245,7 @@ test('bad options are refused at once, naming the option', async () => {
 
 test('a batch whose metadata names another step or job than it was delivered as is refused', async (t) => {
   const server = await nats();
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   for (const [job, metadata, pattern] of [
     ['wrong-step', { step: 1 }, /delivered as job "wrong-step" rank 0 epoch 0 step 0: metadata.step is 1 where 0 was expected/],
     ['wrong-job', { job: 'other', epoch: 3 }, /metadata.job is "other" where "wrong-job" was expected, metadata.epoch is 3 where 0 was expected/],
@@ -273,7 +264,7 @@ test('a batch whose metadata names another step or job than it was delivered as 
 
 test('abort ends the loop with an AbortError; close() ends it quietly; a throwing onWait fails the read', async (t) => {
   const server = await nats();
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   await sender(t, loaderNc, 'aborted', 0);
   const controller = new AbortController();
   const aborted = batches({ job: 'aborted', rank: 0, namespace: NS, nats: trainerNc, signal: controller.signal });

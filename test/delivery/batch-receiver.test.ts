@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortError, ArgumentError, ClosedError, FormatError } from '@shardline/core';
-import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import type { NatsConnection } from 'nats';
+import { connectFor, natsPerFile, startNats } from '../infra/nats.ts';
 import { BatchReceiver, type BatchReceiverOptions } from '@shardline/client';
 import { BatchSender, type BatchSenderOptions } from '@shardline/loader-node';
 import { type Delivery, encodeChunkFrame, type OutgoingBatch, type ReceiverEvent, type SenderEvent } from '@shardline/core/protocol';
@@ -19,19 +19,10 @@ import { assertSameBatch, frameOf, losing, makeBatch, within } from './support.t
 const KiB = 1024;
 const NS = 'test';
 
-let shared: Promise<NatsServer> | undefined;
-const nats = (): Promise<NatsServer> => (shared ??= startNats({ jetstream: false }));
-after(async () => {
-  if (shared !== undefined) await (await shared).stop();
-});
+const nats = natsPerFile();
 
 type TestContext = { after: (fn: () => unknown) => void };
 
-async function open(t: TestContext, server: NatsServer, options: ConnectionOptions = {}): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, ...options });
-  t.after(() => (nc.isClosed() ? undefined : nc.close()));
-  return nc;
-}
 
 async function sender(t: TestContext, nc: NatsConnection, options: Omit<BatchSenderOptions, 'namespace'>): Promise<BatchSender> {
   const s = await BatchSender.open(nc, { namespace: NS, ...options });
@@ -62,7 +53,7 @@ test('a nats-server restart mid-epoch: unacked batches are sent again, none lost
   const server = await startNats({ jetstream: false, allowExternal: false });
   t.after(() => server.stop());
   const reconnecting = { reconnectTimeWait: 50, maxReconnectAttempts: -1 };
-  const [loaderNc, trainerNc] = [await open(t, server, reconnecting), await open(t, server, reconnecting)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server, reconnecting), await connectFor(t, server, reconnecting)];
   const job = 'server-restart';
   const events: ReceiverEvent[] = [];
   const s = await sender(t, loaderNc, { job, rank: 0, maxCredits: 6, maxChunkBytes: 8 * KiB });
@@ -84,14 +75,14 @@ test('a nats-server restart mid-epoch: unacked batches are sent again, none lost
 test('a trainer killed mid-epoch and restarted with the same id resumes: no batch lost, none twice', async (t) => {
   const server = await nats();
   const job = 'trainer-restart';
-  const loaderNc = await open(t, server);
+  const loaderNc = await connectFor(t, server);
   const s = await sender(t, loaderNc, { job, rank: 1, maxCredits: 4, maxChunkBytes: 4 * KiB });
   const batches = epochOf(job, 1, 24, (step) => 1 * KiB + step * 613);
   const producing = produce(s, batches);
   const got: Delivery[] = [];
 
   // The first process consumes 7 batches and dies: no bye; its buffered, unconsumed batches are gone.
-  const firstNc = await open(t, server);
+  const firstNc = await connectFor(t, server);
   const first = await BatchReceiver.connect(firstNc, { namespace: NS, job, rank: 1, clientId: 'trainer-1', window: 4 });
   for (let i = 0; i < 7; i++) got.push(await first.read());
   const checkpoint = first.position;
@@ -100,7 +91,7 @@ test('a trainer killed mid-epoch and restarted with the same id resumes: no batc
   await first.close();
 
   // The second resumes from its checkpoint: the loader takes it over at once (same client id).
-  const secondNc = await open(t, server);
+  const secondNc = await connectFor(t, server);
   const second = await receiver(t, secondNc, { job, rank: 1, clientId: 'trainer-1', window: 4, resume: checkpoint });
   for (let i = 0; i < 10; i++) got.push(await second.read());
 
@@ -114,7 +105,7 @@ test('a trainer killed mid-epoch and restarted with the same id resumes: no batc
   );
   await secondNc.close();
   await second.close();
-  const thirdNc = await open(t, server);
+  const thirdNc = await connectFor(t, server);
   const third = await receiver(t, thirdNc, { job, rank: 1, clientId: 'trainer-1', window: 4, resume: null });
   assert.deepEqual(third.position, { epoch: 0, step: 17 }, 'the welcome starts the stream after the last ack');
   for await (const batch of third.epoch()) got.push(batch);
@@ -126,7 +117,7 @@ test('a trainer killed mid-epoch and restarted with the same id resumes: no batc
 
 test('a resume point before what the loader holds is refused; one ahead skips what the trainer has', async (t) => {
   const server = await nats();
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const late = await sender(t, loaderNc, { job: 'resume-early', rank: 0, start: { epoch: 2, step: 5 } });
   await assert.rejects(
     BatchReceiver.connect(trainerNc, { namespace: NS, job: 'resume-early', rank: 0, resume: { epoch: 2, step: 1 } }),
@@ -158,7 +149,7 @@ test('a lost chunk is asked for again and only that chunk is sent again', async 
   const server = await nats();
   const job = 'lost-chunk';
   let dropped = 0;
-  const loaderNc = losing(await open(t, server), (_subject, data) => {
+  const loaderNc = losing(await connectFor(t, server), (_subject, data) => {
     const f = frameOf(data);
     if (f !== undefined && f.step === 3 && f.index === 1 && dropped === 0) {
       dropped++;
@@ -166,7 +157,7 @@ test('a lost chunk is asked for again and only that chunk is sent again', async 
     }
     return false;
   });
-  const trainerNc = await open(t, server);
+  const trainerNc = await connectFor(t, server);
   const senderEvents: SenderEvent[] = [];
   const receiverEvents: ReceiverEvent[] = [];
   const s = await sender(t, loaderNc, { job, rank: 0, maxChunkBytes: 1 * KiB, onEvent: (e) => senderEvents.push(e) });
@@ -191,7 +182,7 @@ test('a lost chunk is asked for again and only that chunk is sent again', async 
 test('a slow loader: the consumer waits, the wait time is reported, nothing is lost', async (t) => {
   const server = await nats();
   const job = 'slow-loader';
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const waits: number[] = [];
   const s = await sender(t, loaderNc, { job, rank: 0 });
   const r = await receiver(t, trainerNc, { job, rank: 0, resendAfterMs: 20, onWait: (ms) => waits.push(ms) });
@@ -214,7 +205,7 @@ test('a slow loader: the consumer waits, the wait time is reported, nothing is l
 test('garbage on the data and events subjects is logged and ignored', async (t) => {
   const server = await nats();
   const job = 'hostile-data';
-  const [loaderNc, trainerNc, attackerNc] = [await open(t, server), await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc, attackerNc] = [await connectFor(t, server), await connectFor(t, server), await connectFor(t, server)];
   const events: ReceiverEvent[] = [];
   const s = await sender(t, loaderNc, { job, rank: 0 });
   const r = await receiver(t, trainerNc, { job, rank: 0, maxBatchBytes: 64 * KiB, onEvent: (e) => events.push(e) });
@@ -268,7 +259,7 @@ test('garbage on the data and events subjects is logged and ignored', async (t) 
 test('a batch larger than maxBatchBytes at the next position fails the stream with a clear error', async (t) => {
   const server = await nats();
   const job = 'too-big';
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const s = await sender(t, loaderNc, { job, rank: 0 });
   const r = await receiver(t, trainerNc, { job, rank: 0, maxBatchBytes: 1000 });
   await s.send(makeBatch(job, 0, 0, 0, 1, 2000));
@@ -279,7 +270,7 @@ test('a batch larger than maxBatchBytes at the next position fails the stream wi
 test('reads can be aborted; close() rejects pending reads and ends iteration', async (t) => {
   const server = await nats();
   const job = 'reader-api';
-  const [loaderNc, trainerNc] = [await open(t, server), await open(t, server)];
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const s = await sender(t, loaderNc, { job, rank: 0 });
   const r = await receiver(t, trainerNc, { job, rank: 0 });
   await assert.rejects(r.read({ signal: AbortSignal.abort() }), AbortError);
@@ -313,7 +304,7 @@ test('reads can be aborted; close() rejects pending reads and ends iteration', a
   await r.close();
 
   // The connection closing under a pending read fails it: no read waits forever.
-  const lastNc = await open(t, server);
+  const lastNc = await connectFor(t, server);
   const last = await receiver(t, lastNc, { job, rank: 0 });
   const orphan = assert.rejects(last.read(), (e: unknown) => e instanceof ClosedError && /NATS connection .* closed/.test(e.message));
   await lastNc.close();

@@ -6,11 +6,11 @@
  * are clear on both sides; the per-side permissions of docs/protocol.md are enough.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ArgumentError, ClosedError, TimeoutError } from '@shardline/core';
 import { connect, type NatsConnection } from 'nats';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import { connectFor, natsPerFile, startNats } from '../infra/nats.ts';
 import { BatchReceiver } from '@shardline/client';
 import { BatchSender } from '@shardline/loader-node';
 import { decodeControlMessage, type Delivery, deliverySubjects, MAX_CONTROL_MESSAGE_BYTES, type ReceiverEvent, type Refused, type SenderEvent } from '@shardline/core/protocol';
@@ -20,17 +20,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const enc = new TextEncoder();
 
-let server: Promise<NatsServer> | undefined;
-const nats = (): Promise<NatsServer> => (server ??= startNats({ jetstream: false }));
-after(async () => {
-  if (server !== undefined) await (await server).stop();
-});
+const nats = natsPerFile();
 
-async function connection(t: { after: (fn: () => Promise<void>) => void }): Promise<NatsConnection> {
-  const nc = await connect({ servers: (await nats()).url });
-  t.after(() => nc.close());
-  return nc;
-}
+const connection = async (t: { after: (fn: () => unknown) => void }): Promise<NatsConnection> => connectFor(t, await nats());
 
 test('an epoch of real batches, chunked ones and one above max_payload, arrives exactly once and in order', async (t) => {
   const job = 'exact-once';

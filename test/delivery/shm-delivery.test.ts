@@ -8,21 +8,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchReceiver, type BatchReceiverOptions } from '@shardline/client';
 import type { OutgoingBatch, ReceiverEvent, SenderEvent } from '@shardline/core/protocol';
 import { BatchSender, type BatchSenderOptions } from '@shardline/loader-node';
-import { connect, type NatsConnection } from 'nats';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import type { NatsConnection } from 'nats';
+import { connectFor, natsPerFile } from '../infra/nats.ts';
 import { assertSameBatch, makeBatch, within } from './support.ts';
 
 const NS = 'test';
-let shared: Promise<NatsServer> | undefined;
-const nats = (): Promise<NatsServer> => (shared ??= startNats({ jetstream: false }));
-after(async () => {
-  if (shared !== undefined) await (await shared).stop();
-});
+const nats = natsPerFile();
 
 type TestContext = { after: (fn: () => unknown) => void };
 
@@ -38,12 +34,7 @@ async function pair(
   receiveOptions: Omit<BatchReceiverOptions, 'namespace' | 'rank' | 'job'>,
 ): Promise<{ s: BatchSender; r: BatchReceiver; loaderNc: NatsConnection }> {
   const server = await nats();
-  const loaderNc = await connect({ servers: server.url });
-  const trainerNc = await connect({ servers: server.url });
-  t.after(async () => {
-    await loaderNc.close();
-    await trainerNc.close();
-  });
+  const [loaderNc, trainerNc] = [await connectFor(t, server), await connectFor(t, server)];
   const s = await BatchSender.open(loaderNc, { namespace: NS, rank: 0, hostId: 'node-a', ...sendOptions });
   t.after(() => s.close());
   const r = await BatchReceiver.connect(trainerNc, { namespace: NS, job: sendOptions.job, rank: 0, hostId: 'node-a', resendAfterMs: 100, ...receiveOptions });

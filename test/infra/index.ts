@@ -5,7 +5,7 @@ export { REPO_ROOT, SETUP_COMMAND, cacheDir, missingServerError, pinnedVersion, 
 export type { ServerBinary } from './binaries.ts';
 export { ManagedProcess, freePort, keepArtifacts, makeTempDir, removeTempDir, spawnServer } from './supervisor.ts';
 export type { ExitStatus, SpawnOptions } from './supervisor.ts';
-export { natsConfig, startNats } from './nats.ts';
+export { connectFor, natsConfig, natsPerFile, startNats } from './nats.ts';
 export type { NatsOptions, NatsServer, NatsUser } from './nats.ts';
 export { S3_ENV, startS3 } from './s3.ts';
 export type { S3Options, S3Server } from './s3.ts';

@@ -6,6 +6,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { after } from 'node:test';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { serverBinary } from './binaries.ts';
 import { freePort, httpGet, makeTempDir, removeTempDir, spawnServer, type ManagedProcess } from './supervisor.ts';
 
@@ -223,4 +225,26 @@ function externalNats(url: string, users: readonly NatsUser[]): NatsServer {
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/**
+ * The nats-server of one test file: started on first use, stopped after the file's tests (with
+ * `node:test`'s `after`). JetStream is off unless the options say otherwise.
+ * @example
+ * const nats = natsPerFile();
+ * test('…', async (t) => { const nc = await connectFor(t, await nats()); … });
+ */
+export function natsPerFile(options: NatsOptions = { jetstream: false }): () => Promise<NatsServer> {
+  let server: Promise<NatsServer> | undefined;
+  after(async () => {
+    if (server !== undefined) await (await server).stop();
+  });
+  return () => (server ??= startNats(options));
+}
+
+/** A connection to `server` for one test; it closes when the test ends (if still open). */
+export async function connectFor(t: { after: (fn: () => unknown) => void }, server: NatsServer, options: ConnectionOptions = {}): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, ...options });
+  t.after(() => (nc.isClosed() ? undefined : nc.close()));
+  return nc;
 }

@@ -10,9 +10,9 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ArgumentError } from '@shardline/core';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { makeTempDir, removeTempDir } from '../infra/supervisor.ts';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import { connectFor, startNats, type NatsServer } from '../infra/nats.ts';
 import { BatchReceiver } from '@shardline/client';
 import { within } from '../delivery/support.ts';
 import { LoaderMetrics } from '@shardline/loader-node';
@@ -36,11 +36,7 @@ after(async () => {
   for (const dir of dirs) removeTempDir(dir);
 });
 
-async function connection(t: { after: (fn: () => Promise<void>) => void }): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
-  return nc;
-}
+const connection = (t: { after: (fn: () => unknown) => void }): Promise<NatsConnection> => connectFor(t, server);
 
 function cacheDir(): string {
   const dir = makeTempDir('loader-cache');

@@ -14,10 +14,10 @@ import { after, before, test, type TestContext } from 'node:test';
 import { ArgumentError, DatasetError, WorkerError, decodeBatch, type EpochPlan } from '@shardline/core';
 import { BatchReceiver } from '@shardline/client';
 import { LoaderMetrics, LocalDirectorySource, liveBatchWorkers, runLoader, type LoaderDeps, type LoaderEvent, type LoaderOptions } from '@shardline/loader-node';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { within } from '../delivery/support.ts';
 import { makeTempDir, removeTempDir } from '../infra/supervisor.ts';
-import { startNats, type NatsServer } from '../infra/nats.ts';
+import { connectFor, startNats, type NatsServer } from '../infra/nats.ts';
 import { planOf, writeTestDataset } from './support.ts';
 
 const SAMPLES = 101;
@@ -44,11 +44,7 @@ after(async () => {
   for (const dir of dirs) removeTempDir(dir);
 });
 
-async function connection(t: TestContext): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
-  return nc;
-}
+const connection = (t: TestContext): Promise<NatsConnection> => connectFor(t, server);
 
 function cacheDir(): string {
   const dir = makeTempDir('workers-cache');
