@@ -16,7 +16,7 @@
  *   Bench has no flow control, so it runs in pieces of at most 32 MiB (timeBench).
  * - `copy`: `Buffer.copy` of the batch into one reused buffer, the floor of any same-host path.
  * - `shm`: the same BatchSender → BatchReceiver with the shared-memory transport negotiated
- *   (docs/protocol.md §12): a ring of WINDOW + 1 slots in a temp dir under /dev/shm (CRC-32 on, the
+ *   (docs/protocol.md §12): a ring of WINDOW + 1 slots in a temp dir under /dev/shm (CRC-32 off, the
  *   default), descriptors over NATS, slots released on ack.
  * - `tmpfs`: one write of the batch into a /dev/shm file and one read back (reused buffers): the
  *   floor of any file-based same-host path on this machine; `shm_vs_tmpfs_ratio` says how much of

@@ -68,6 +68,26 @@ test('an epoch of real batches, chunked ones and one above max_payload, arrives 
   assert.ok(big.stats().framesPublished >= 1 + 2 + 1, `framesPublished ${big.stats().framesPublished}`);
 });
 
+test('send() keeps its own copy: a caller that reuses its buffer once send resolved changes nothing delivered, chunked or not', async (t) => {
+  const job = 'reuse';
+  const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
+  const sender = await BatchSender.open(loaderNc, { namespace: 'test', job, rank: 0, maxCredits: 4, maxChunkBytes: 16 * KiB });
+  t.after(() => sender.close());
+  // Accepted before any trainer is there: the sender holds them while the caller scribbles over its buffers.
+  const batches = [makeBatch(job, 0, 0, 0, 2, 4 * KiB), makeBatch(job, 0, 0, 1, 2, 40 * KiB)];
+  const originals = batches.map((b) => Uint8Array.from(b.bytes));
+  for (const b of batches) {
+    await sender.send(b);
+    b.bytes.fill(0xee);
+  }
+  await sender.endEpoch(0, batches.length);
+  const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'test', job, rank: 0, window: 4 });
+  t.after(() => receiver.close());
+  const got: Delivery[] = [];
+  for await (const batch of receiver.epoch()) got.push(batch);
+  assert.deepEqual(got.map((d) => (d.type === 'batch' ? [...d.bytes] : [])), originals.map((o) => [...o]));
+});
+
 test('the loader never has more batches outstanding than the credit window, seen on the wire', async (t) => {
   const job = 'credits';
   const [loaderNc, trainerNc, observerNc] = [await connection(t), await connection(t), await connection(t)];
