@@ -13,6 +13,7 @@ export type {
   S3Credentials,
   S3CredentialsProvider,
   S3ConnectionStats,
+  S3RequestEvent,
 } from './store/s3-source.ts';
 export {
   s3SourceOptionsFrom,

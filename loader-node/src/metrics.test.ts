@@ -81,6 +81,42 @@ test('batch build times and the pipeline stage depths are exposed', async () => 
   assert.match(await metrics.text(), /shardline_pipeline_queue_depth\{stage="send",job="m"\} 0/);
 });
 
+test('build steps, S3 request attempts and the cache use are exposed', async () => {
+  const metrics = new LoaderMetrics({ labels: { job: 'm' } });
+  metrics.onBatchBuilt(0.1, { decode: 0.06, transform: 0.02, collate: 0.003, encode: 0.017 });
+  metrics.onBatchBuilt(0.2, { decode: 0.15, transform: 0, collate: 0.01, encode: 0.04 });
+  metrics.onS3Request({ operation: 'download', key: 'a', outcome: 'ok', seconds: 0.5, attempt: 1 });
+  metrics.onS3Request({ operation: 'download', key: 'b', outcome: 'retried', seconds: 0.25, attempt: 1, error: 'SlowDown, HTTP 503' });
+  metrics.onS3Request({ operation: 'download', key: 'b', outcome: 'ok', seconds: 0.75, attempt: 2 });
+  metrics.onS3Request({ operation: 'stat', key: 'c', outcome: 'not-found', seconds: 0.01, attempt: 1, error: 'NotFound, HTTP 404' });
+  metrics.onS3Request({ operation: 'read', key: 'd', outcome: 'failed', seconds: 0.02, attempt: 3, error: 'ECONNRESET' });
+  let text = await metrics.text();
+  const series = (name: string, labels: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)));
+    assert.ok(line !== undefined, `${name}{${labels}} is exposed`);
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="decode"'), 2);
+  assert.ok(Math.abs(series('shardline_batch_stage_seconds_sum', 'stage="decode"') - 0.21) < 1e-9);
+  assert.ok(Math.abs(series('shardline_batch_stage_seconds_sum', 'stage="encode"') - 0.057) < 1e-9);
+  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="collate"'), 2);
+  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="transform"'), 2);
+  assert.equal(series('shardline_s3_request_seconds_count', 'operation="download"'), 3);
+  assert.equal(series('shardline_s3_request_seconds_sum', 'operation="download"'), 1.5);
+  assert.equal(series('shardline_s3_request_seconds_count', 'operation="stat"'), 1);
+  assert.equal(series('shardline_s3_request_errors_total', 'operation="download",outcome="retried"'), 1);
+  assert.equal(series('shardline_s3_request_errors_total', 'operation="stat",outcome="not-found"'), 1);
+  assert.equal(series('shardline_s3_request_errors_total', 'operation="read",outcome="failed"'), 1);
+  assert.doesNotMatch(text, /shardline_s3_request_errors_total\{[^}]*outcome="ok"/, 'successes are not errors');
+  assert.equal(value(text, 'shardline_cache_bytes'), 0, 'no cache: the gauges read 0');
+  const cache = { usedBytes: 3000, budgetBytes: 8192 };
+  metrics.watchCache(() => cache);
+  cache.usedBytes = 5000;
+  text = await metrics.text();
+  assert.equal(value(text, 'shardline_cache_bytes'), 5000, 'read at each scrape');
+  assert.equal(value(text, 'shardline_cache_budget_bytes'), 8192);
+});
+
 test('the server answers /metrics, /healthz and /readyz, and refuses the rest', async (t) => {
   const metrics = new LoaderMetrics();
   metrics.batchesDelivered.inc(7);

@@ -13,6 +13,8 @@ import { ArgumentError } from '@shardline/core';
 import type { SenderEvent } from '@shardline/core/protocol';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheEvent } from './cache/shard-cache.ts';
+import type { StageSeconds } from './loader/batch-builder.ts';
+import type { S3RequestEvent } from './store/s3-source.ts';
 
 /** The window of a batch sender, as the gauges read it (BatchSender's `stats()` has these fields). */
 export interface SenderWindow {
@@ -30,11 +32,17 @@ export interface StageDepths {
   readonly send: number;
 }
 
+/** The disk cache's use, as the gauges read it (ShardCache's `stats()` and `budgetBytes` have these fields). */
+export interface CacheUsage {
+  readonly usedBytes: number;
+  readonly budgetBytes: number;
+}
+
 /** Options of {@link LoaderMetrics}. */
 export interface LoaderMetricsOptions {
   /** Labels on every series, e.g. `{ namespace, job, rank }`. */
   readonly labels?: Readonly<Record<string, string>>;
-  /** Bucket bounds of the delivery-latency, trainer-wait and batch-build histograms, in seconds. */
+  /** Bucket bounds of the delivery-latency, batch-build, build-stage and S3-request histograms, in seconds. */
   readonly latencyBuckets?: readonly number[];
 }
 
@@ -45,7 +53,9 @@ const DEFAULT_LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  * tests and several loaders in one process do not collide).
  * @example
  * const metrics = new LoaderMetrics({ labels: { job: 'mnist', rank: '0' } });
- * openCachedMDSDataset({ ..., onEvent: (e) => metrics.onCacheEvent(e) });
+ * const source = new S3Source({ ...options, onRequest: (e) => metrics.onS3Request(e) });
+ * const opened = await openCachedMDSDataset({ source, ..., onEvent: (e) => metrics.onCacheEvent(e) });
+ * metrics.watchCache(() => opened.cache.stats());
  * metrics.watchSender(() => sender.stats());
  * const server = await startMetricsServer({ registry: metrics.registry, port: 9090, ready: () => ({ nats: true }) });
  */
@@ -76,10 +86,20 @@ export class LoaderMetrics {
   readonly shmBatches: Counter;
   /** Time to build one batch (read, decode, transform, collate, encode), measured where it was built. */
   readonly batchBuild: Histogram;
+  /** Seconds of each step of building a batch (`stage` label: `decode`, `transform`, `collate`, `encode`). */
+  readonly buildStage: Histogram;
   /** Batches in each pipeline stage (`stage` label: `decode`, `send`). */
   readonly stageDepth: Gauge;
+  /** Bytes of shard files in the disk cache now, and its budget. */
+  readonly cacheBytes: Gauge;
+  readonly cacheBudgetBytes: Gauge;
+  /** S3 request attempts by `operation` (stat, read, readRange, download), in seconds. */
+  readonly s3Requests: Histogram;
+  /** S3 request attempts that did not succeed, by `operation` and `outcome` (retried, failed, not-found). */
+  readonly s3Errors: Counter;
   #window: (() => SenderWindow | undefined) | undefined;
   #stages: (() => StageDepths | undefined) | undefined;
+  #cache: (() => CacheUsage | undefined) | undefined;
 
   constructor(options: LoaderMetricsOptions = {}) {
     this.registry = new Registry();
@@ -119,6 +139,38 @@ export class LoaderMetrics {
       name: 'shardline_batch_build_seconds',
       help: 'Time to read, decode, transform, collate and encode one batch, measured on the thread that built it.',
       buckets,
+      registers,
+    });
+    this.buildStage = new Histogram({
+      name: 'shardline_batch_stage_seconds',
+      help: 'Time of each step of building one batch: decode (read the samples from the cached shards and decode them), transform, collate, encode.',
+      labelNames: ['stage'],
+      buckets,
+      registers,
+    });
+    this.cacheBytes = new Gauge({
+      name: 'shardline_cache_bytes',
+      help: 'Bytes of shard files in the disk cache.',
+      registers,
+      collect: () => this.cacheBytes.set(this.#cache?.()?.usedBytes ?? 0),
+    });
+    this.cacheBudgetBytes = new Gauge({
+      name: 'shardline_cache_budget_bytes',
+      help: 'The disk cache budget in bytes.',
+      registers,
+      collect: () => this.cacheBudgetBytes.set(this.#cache?.()?.budgetBytes ?? 0),
+    });
+    this.s3Requests = new Histogram({
+      name: 'shardline_s3_request_seconds',
+      help: 'S3 request attempts (headers and body, the wait for a connection slot left out), by operation.',
+      labelNames: ['operation'],
+      buckets,
+      registers,
+    });
+    this.s3Errors = new Counter({
+      name: 'shardline_s3_request_errors_total',
+      help: 'S3 request attempts that did not succeed, by operation and outcome: retried (transient, tried again), failed (given up), not-found.',
+      labelNames: ['operation', 'outcome'],
       registers,
     });
     this.stageDepth = new Gauge({
@@ -175,9 +227,22 @@ export class LoaderMetrics {
     this.shmBatches.inc();
   }
 
-  /** A batch was built in `seconds` (as measured by the thread that built it). */
-  onBatchBuilt(seconds: number): void {
+  /** A batch was built in `seconds`, `stages` of them per step (as measured by the thread that built it). */
+  onBatchBuilt(seconds: number, stages?: StageSeconds): void {
     this.batchBuild.observe(seconds);
+    if (stages === undefined) return;
+    for (const stage of ['decode', 'transform', 'collate', 'encode'] as const) this.buildStage.observe({ stage }, stages[stage]);
+  }
+
+  /** One S3 request attempt (pass it as the S3Source's `onRequest`). */
+  onS3Request(event: S3RequestEvent): void {
+    this.s3Requests.observe({ operation: event.operation }, event.seconds);
+    if (event.outcome !== 'ok') this.s3Errors.inc({ operation: event.operation, outcome: event.outcome });
+  }
+
+  /** Reads the cache gauges from `cache` at each scrape (undefined: no cache, the gauges read 0). */
+  watchCache(cache: (() => CacheUsage | undefined) | undefined): void {
+    this.#cache = cache;
   }
 
   /** Reads the stage gauges from `stages` at each scrape (undefined: no pipeline, the gauges read 0). */

@@ -67,13 +67,16 @@ test('two ranks deliver two epochs each: every batch is the plan, every sample o
     return { rank, options, metrics, events, done };
   });
   const seen = [0, 1].map(() => new Map<number, number>());
+  const midRun: string[] = [];
   await Promise.all(
-    runs.map(async ({ rank, options }) => {
+    runs.map(async ({ rank, options, metrics }) => {
       const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'test', job, rank, window: 2, shm: { directory: shmDir } });
       try {
         for (const epoch of [0, 1]) {
           const ids = await readCheckedEpoch(receiver, planOf(options, shardSizes, epoch), job, rank);
           for (const id of ids) seen[epoch]!.set(id, (seen[epoch]!.get(id) ?? 0) + 1);
+          // Between the epochs the loader is still running: its cache gauges read the cache.
+          if (epoch === 0) midRun[rank] = await metrics.text();
         }
       } finally {
         await receiver.close();
@@ -104,6 +107,16 @@ test('two ranks deliver two epochs each: every batch is the plan, every sample o
     const shm = metricValue(text, 'shardline_shm_batches_total');
     assert.ok(shm >= 2 * plan.numBatches - (base.maxCredits + 1) && shm <= 2 * plan.numBatches, `${shm} of ${2 * plan.numBatches} batches through shared memory`);
     assert.ok(metricValue(text, 'shardline_trainer_wait_seconds_total') > 0, 'the trainers reported waiting (the loader starts after them)');
+    // Every batch was built once, and each of its build steps timed.
+    for (const stage of ['decode', 'transform', 'collate', 'encode']) {
+      const count = new RegExp(`^shardline_batch_stage_seconds_count\\{[^}]*stage="${stage}"[^}]*\\} (\\d+)$`, 'm').exec(text);
+      assert.equal(Number(count?.[1]), 2 * plan.numBatches, `${stage}: ${count?.[0]}`);
+    }
+    assert.equal(metricValue(text, 'shardline_batch_build_seconds_count'), 2 * plan.numBatches);
+    const cached = metricValue(midRun[run.rank]!, 'shardline_cache_bytes');
+    assert.ok(cached > 0 && cached <= base.cacheBudgetBytes, `cache bytes mid-run: ${cached}`);
+    assert.equal(metricValue(midRun[run.rank]!, 'shardline_cache_budget_bytes'), base.cacheBudgetBytes);
+    assert.equal(metricValue(text, 'shardline_cache_bytes'), 0, 'the loader has finished: no cache is watched');
   }
   // Padding (101 samples on 2 ranks) repeats one sample; every other sample comes exactly once.
   for (const counts of seen) {

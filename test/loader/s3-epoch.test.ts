@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -50,7 +51,7 @@ const OPTIONS = { worldSize: 2, batchSize: 7, seed: 3, shuffle: 'shard-aware' as
 type TestContext = { after: (fn: () => unknown) => void };
 
 /** Starts `shardline loader` for `rank` on the MinIO dataset; resolves its exit code with `exited`. */
-function startLoader(t: TestContext, job: string, rank: number, extra: readonly string[] = []): LoaderProcess {
+function startLoader(t: TestContext, job: string, rank: number, extra: readonly string[] = [], metricsPort = 0): LoaderProcess {
   const cacheDir = makeTempDir(`s3-epoch-cache-${rank}`);
   t.after(() => removeTempDir(cacheDir));
   // Segments in a folder of the test's (not /dev/shm, which may be small where CI runs); the trainers read the same one.
@@ -59,7 +60,7 @@ function startLoader(t: TestContext, job: string, rank: number, extra: readonly 
     t,
     ['--job', job, '--namespace', NAMESPACE, '--rank', String(rank), '--world-size', '2', '--dataset', `s3://${bucket}/data/`,
       '--nats-url', nats.url, '--cache-dir', cacheDir, '--cache-budget', '1mb', '--batch-size', String(OPTIONS.batchSize), '--epochs', '1',
-      '--seed', String(OPTIONS.seed), '--shuffle', OPTIONS.shuffle, '--workers', '2', '--shm-dir', SHM_DIR, '--metrics-port', '0', '--log-level', 'warn', ...extra],
+      '--seed', String(OPTIONS.seed), '--shuffle', OPTIONS.shuffle, '--workers', '2', '--shm-dir', SHM_DIR, '--metrics-port', String(metricsPort), '--log-level', 'warn', ...extra],
     env,
   );
 }
@@ -74,9 +75,11 @@ function checkBatch(batch: TrainerBatch, rank: number, step: number): void {
 
 test('two loader processes read MinIO through their caches and serve two TypeScript trainers an epoch: each rank its plan, every sample once', async (t) => {
   const job = 'two-ranks';
-  const loaders = [0, 1].map((rank) => startLoader(t, job, rank));
+  const metricsPort = await freePort();
+  const loaders = [0, 1].map((rank) => startLoader(t, job, rank, [], rank === 0 ? metricsPort : 0));
   const seen = new Map<number, number>();
   const shm: number[] = [];
+  let scraped = '';
   await Promise.all(
     [0, 1].map(async (rank) => {
       const stream = batches({ job, rank, namespace: NAMESPACE, nats: { servers: nats.url }, epochs: 1, receiver: { connectTimeoutMs: 20_000, shm: { directory: SHM_DIR } } });
@@ -84,6 +87,8 @@ test('two loader processes read MinIO through their caches and serve two TypeScr
       for await (const batch of stream) {
         checkBatch(batch, rank, step++);
         for (const id of batch.sampleIds) seen.set(id, (seen.get(id) ?? 0) + 1);
+        // Mid-epoch, loader 0's /metrics shows its S3 requests and its cache.
+        if (rank === 0 && step === 2) scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       }
       assert.equal(step, planOf(OPTIONS, shardSizes, 0).numBatches, `rank ${rank}: every batch`);
       shm.push(stream.stats().receiver?.shmBatches ?? 0);
@@ -95,7 +100,26 @@ test('two loader processes read MinIO through their caches and serve two TypeScr
   for (const [rank, loader] of loaders.entries()) {
     assert.equal(await within(loader.exited, 20_000, `loader ${rank} exiting after the epoch was acked`), 0, loader.stderr());
   }
+  const series = (name: string, label: string): number => {
+    const line = scraped.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
+    assert.ok(line !== undefined, `${name}{${label}} in loader 0's /metrics:\n${scraped}`);
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  assert.ok(series('shardline_s3_request_seconds_count', 'operation="download"') >= 1, 'shard downloads from MinIO were timed');
+  assert.ok(series('shardline_s3_request_seconds_count', 'operation="read"') >= 1, 'index.json was read from MinIO');
+  assert.ok(series('shardline_cache_bytes', 'rank="0"') > 0, 'the cache holds shards');
+  assert.ok(series('shardline_batch_stage_seconds_count', 'stage="decode"') >= 2, 'batches were built and timed');
+  assert.doesNotMatch(scraped, /shardline_s3_request_errors_total\{/, 'no S3 request failed');
 });
+
+/** A TCP port free now on loopback (for a child's --metrics-port). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 test('a replacement loader started at --first-step serves a trainer resuming from its checkpoint: the rest of the epoch, no duplicate, no gap', async (t) => {
   const job = 'replacement';

@@ -16,7 +16,7 @@ import {
   parseMDSIndex,
   parseWebDatasetDatasetIndex,
 } from '@shardline/core';
-import { LocalDirectorySource, NotFoundError, S3Source, type ShardSource, s3SourceOptionsFrom } from '@shardline/loader-node';
+import { LocalDirectorySource, NotFoundError, S3Source, type S3RequestEvent, type ShardSource, s3SourceOptionsFrom } from '@shardline/loader-node';
 import type { DatasetLocation, S3Settings } from '../config.ts';
 
 /** A validated index.json, by format. */
@@ -25,18 +25,18 @@ export type DatasetIndex =
   | { readonly format: 'webdataset'; readonly index: WebDatasetDatasetIndex };
 
 /**
- * The store of a dataset: a LocalDirectorySource, or an S3Source with the CLI's S3 settings.
- * Close it when done.
+ * The store of a dataset: a LocalDirectorySource, or an S3Source with the CLI's S3 settings
+ * (`onS3Request` sees each of its request attempts). Close it when done.
  * @throws ArgumentError naming the setting at fault.
  */
-export async function openDatasetSource(location: DatasetLocation, s3: S3Settings): Promise<ShardSource> {
+export async function openDatasetSource(location: DatasetLocation, s3: S3Settings, onS3Request?: (event: S3RequestEvent) => void): Promise<ShardSource> {
   if (location.type === 'local') return new LocalDirectorySource(location.path);
   const options = await s3SourceOptionsFrom({
     url: location.url,
     ...(s3.credentials === undefined ? {} : { credentials: s3.credentials }),
     options: { region: s3.region, ...(s3.endpoint === undefined ? {} : { endpoint: s3.endpoint }) },
   });
-  return new S3Source(options);
+  return new S3Source(onS3Request === undefined ? options : { ...options, onRequest: onS3Request });
 }
 
 /**

@@ -30,7 +30,7 @@ export async function runLoaderCommand(config: LoaderConfig, log: Logger, signal
     ready: () => ({ datasetIndex: indexRead, nats: natsUp }),
   });
   log.info({ event: 'loader.metrics', url: server.url }, 'serving /metrics, /healthz and /readyz');
-  const source = await openDatasetSource(config.dataset, config.s3);
+  const source = await openDatasetSource(config.dataset, config.s3, (event) => metrics.onS3Request(event));
   try {
     nc = await connectNats(config);
     natsUp = true;

@@ -41,6 +41,16 @@ export interface BuiltBatch {
   readonly skipped: readonly string[];
   /** Time spent building it where it was built (read, decode, transform, collate, encode). */
   readonly seconds: number;
+  /** That time by step: reading and decoding the samples, transforming them, collating, encoding. */
+  readonly stageSeconds: StageSeconds;
+}
+
+/** Seconds of each step of building one batch (`decode` reads the samples from their shards and decodes them). */
+export interface StageSeconds {
+  readonly decode: number;
+  readonly transform: number;
+  readonly collate: number;
+  readonly encode: number;
 }
 
 /** Which step of building a batch failed. */
@@ -167,6 +177,7 @@ export class BatchBuilder {
         throw new BuildFailure('read', current, error);
       }
     }
+    const decoded = performance.now();
     const { transform, rank, seed } = this.#options;
     let rows: unknown[] = samples;
     if (transform !== undefined) {
@@ -180,12 +191,14 @@ export class BatchBuilder {
         }
       }
     }
+    const transformed = performance.now();
     let batch: unknown;
     try {
       batch = await this.#collate(rows);
     } catch (error) {
       throw new BuildFailure('collate', undefined, error);
     }
+    const collated = performance.now();
     const { tensors, skipped } = batchTensors(batch);
     let bytes: Uint8Array;
     try {
@@ -193,7 +206,9 @@ export class BatchBuilder {
     } catch (error) {
       throw new BuildFailure('encode', undefined, error);
     }
-    return { bytes, skipped, seconds: (performance.now() - started) / 1000 };
+    const finished = performance.now();
+    const stageSeconds = { decode: (decoded - started) / 1000, transform: (transformed - decoded) / 1000, collate: (collated - transformed) / 1000, encode: (finished - collated) / 1000 };
+    return { bytes, skipped, seconds: (finished - started) / 1000, stageSeconds };
   }
 
   /** Gives back the buffer of a built batch once its bytes were sent (copied): the next build may encode into it. */

@@ -212,7 +212,7 @@ export class BatchWorkerPool implements DecodeStage {
           this.recycle(message.buffer);
           return;
         }
-        this.#settle(job, { batch: { bytes: new Uint8Array(message.buffer, 0, message.length), skipped: message.skipped, seconds: message.seconds } });
+        this.#settle(job, { batch: { bytes: new Uint8Array(message.buffer, 0, message.length), skipped: message.skipped, seconds: message.seconds, stageSeconds: message.stageSeconds } });
         return;
       case 'failed': {
         if (job === undefined) return;

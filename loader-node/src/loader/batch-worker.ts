@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       try {
         const built = await builder.build(job);
         const buffer = built.bytes.buffer as ArrayBuffer;
-        post({ type: 'built', seq, buffer, length: built.bytes.byteLength, skipped: [...built.skipped], seconds: built.seconds }, [buffer]);
+        post({ type: 'built', seq, buffer, length: built.bytes.byteLength, skipped: [...built.skipped], seconds: built.seconds, stageSeconds: built.stageSeconds }, [buffer]);
       } catch (error) {
         if (error instanceof LeaseFailure && error.error instanceof JobGivenUp) continue;
         if (error instanceof BuildFailure) {

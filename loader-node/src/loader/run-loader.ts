@@ -231,6 +231,8 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       budgetBytes: o.cacheBudgetBytes,
       onEvent: metrics === undefined ? undefined : (event) => metrics.onCacheEvent(event),
     });
+    const { cache } = opened;
+    metrics?.watchCache(() => cache);
     await pool?.ready();
     const { dataset } = opened;
     const decoder = stage;
@@ -288,7 +290,7 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       }
       const built = await decoder.build({ epoch: plan.epoch, step, sampleIds, shards, offsets });
       ready++;
-      metrics?.onBatchBuilt(built.seconds);
+      metrics?.onBatchBuilt(built.seconds, built.stageSeconds);
       if (built.skipped.length > 0 && !skippedReported) {
         skippedReported = true;
         emit({ type: 'fields-skipped', fields: [...built.skipped] });
@@ -346,6 +348,7 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     if (sender !== undefined && signal?.aborted) await drain(sender, o.drainTimeoutMs, emit);
     metrics?.watchSender(undefined);
     metrics?.watchStages(undefined);
+    metrics?.watchCache(undefined);
     await sender?.close();
     await opened?.close();
   }

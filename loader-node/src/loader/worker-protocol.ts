@@ -7,7 +7,7 @@
  */
 import type { MDSShardInfo } from '@shardline/core';
 import type { SerializedError } from '@shardline/core/internal';
-import type { BatchJob, BuildStage } from './batch-builder.ts';
+import type { BatchJob, BuildStage, StageSeconds } from './batch-builder.ts';
 import type { ResolvedModuleSpec } from './module-spec.ts';
 
 /** `workerData` of a batch worker. */
@@ -36,5 +36,5 @@ export type FromBatchWorker =
   | { type: 'acquire'; seq: number; shard: number }
   | { type: 'release'; seq: number; shard: number }
   /** The batch's bytes are `length` bytes at the start of `buffer` (transferred). */
-  | { type: 'built'; seq: number; buffer: ArrayBuffer; length: number; skipped: string[]; seconds: number }
+  | { type: 'built'; seq: number; buffer: ArrayBuffer; length: number; skipped: string[]; seconds: number; stageSeconds: StageSeconds }
   | { type: 'failed'; seq: number; stage: BuildStage; position?: number; error: SerializedError };

@@ -18,13 +18,13 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { AbortError, ArgumentError, ClosedError } from '@shardline/core';
+import { AbortError, ArgumentError, ClosedError, FormatError } from '@shardline/core';
 import { startS3, type S3Server } from '../../../test/infra/s3.ts';
 import { NotFoundError, StoreError } from '../errors.ts';
 import { shardSourceConformance } from './conformance.ts';
 import { s3SourceOptionsFrom } from './s3-config.ts';
 import { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.ts';
-import { S3Source, parseContentRange, type S3SourceOptions } from './s3-source.ts';
+import { S3Source, parseContentRange, type S3RequestEvent, type S3SourceOptions } from './s3-source.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -243,6 +243,53 @@ test('retries are bounded: then a StoreError names the key, the operation and th
   assert.equal(env.proxy.requests.length, 3);
   env.proxy.plan = () => ({ type: 'reset' });
   await assert.rejects(source.read('a.bin'), (e: unknown) => e instanceof StoreError && /read .* after 3 attempts; last error: .*ECONNRESET/.test(e.message));
+  await assertNoSocketsInUse(source);
+});
+
+test('every request attempt is reported with its operation, outcome and time; the wait for a connection slot is not counted', async (t) => {
+  const body = randomBytes(300 * KiB);
+  const env = await setup({ 'a.bin': body });
+  t.after(() => env.cleanup());
+  const events: S3RequestEvent[] = [];
+  const source = env.source({ maxAttempts: 3, maxConcurrency: 1, partSize: 1 * MiB, onRequest: (e) => events.push(e) });
+  const outcomes = (): string[] => events.map((e) => `${e.operation} ${e.key} ${e.attempt} ${e.outcome}`);
+
+  const planned: Fault[] = [{ type: 'status', status: 503, code: 'SlowDown' }, { type: 'reset' }];
+  env.proxy.plan = () => planned.shift() ?? { type: 'pass' };
+  assert.ok((await source.read('a.bin')).equals(body));
+  assert.deepEqual(outcomes(), ['read a.bin 1 retried', 'read a.bin 2 retried', 'read a.bin 3 ok']);
+  assert.match(events[0]!.error!, /SlowDown, HTTP 503/);
+  assert.match(events[1]!.error!, /ECONNRESET/);
+  assert.equal(events[2]!.error, undefined);
+  for (const e of events) assert.ok(e.seconds >= 0 && e.seconds < 30, String(e.seconds));
+
+  events.length = 0;
+  await assert.rejects(source.stat('missing.bin'), NotFoundError);
+  await assert.rejects(source.readRange('a.bin', body.length + 10, 5), (e: unknown) => e instanceof FormatError && /past the end/.test(e.message));
+  env.proxy.plan = () => ({ type: 'status', status: 503, code: 'SlowDown' });
+  await assert.rejects(source.download('a.bin', path.join(env.dir, 'x'), { expectedSize: body.length }), StoreError);
+  assert.deepEqual(outcomes(), [
+    'stat missing.bin 1 not-found',
+    'readRange a.bin 1 not-found', // a 416; then a stat learns the size that the error names
+    'stat a.bin 1 ok',
+    'download a.bin 1 retried',
+    'download a.bin 2 retried',
+    'download a.bin 3 failed',
+  ]);
+  assert.match(events.at(-1)!.error!, /SlowDown, HTTP 503/);
+
+  // One slot: the second read waits for the first, whose response the proxy holds back 300 ms.
+  events.length = 0;
+  let n = 0;
+  env.proxy.plan = async () => {
+    if (++n === 1) await sleep(300);
+    return { type: 'pass' };
+  };
+  const [first, second] = await Promise.all([source.read('a.bin'), source.read('a.bin')]);
+  assert.ok(first.equals(body) && second.equals(body));
+  assert.deepEqual(outcomes(), ['read a.bin 1 ok', 'read a.bin 1 ok']);
+  assert.ok(events[0]!.seconds >= 0.25, `the held request took ${events[0]!.seconds} s`);
+  assert.ok(events[1]!.seconds < 0.25, `the queued one is timed from its slot: ${events[1]!.seconds} s`);
   await assertNoSocketsInUse(source);
 });
 

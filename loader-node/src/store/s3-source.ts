@@ -34,7 +34,7 @@ import {
 import { normalizePrefix, resolveS3Key } from './key.ts';
 import { requireDestination, writeAtomically } from './partial-file.ts';
 import { RequestSlots, type Release } from './request-slots.ts';
-import { backoffDelay, classifyS3Error, httpStatusOf, TransientError, type Backoff } from './retry.ts';
+import { backoffDelay, classifyS3Error, describeError, httpStatusOf, TransientError, type Backoff } from './retry.ts';
 import type { DownloadOptions, ObjectInfo, ShardSource } from './shard-source.ts';
 
 /** Static S3 credentials (an access key, or temporary ones with a session token). */
@@ -83,10 +83,35 @@ export interface S3SourceOptions {
   requestTimeoutMs?: number;
   /** How long a socket may stay silent while a body streams (default 30 s). */
   socketTimeoutMs?: number;
+  /** Called after every request attempt (for metrics: latency and errors); it must not throw. */
+  onRequest?: (event: S3RequestEvent) => void;
+}
+
+/**
+ * One request attempt of an {@link S3Source}: its operation (`stat`, `read`, `readRange`, or
+ * `download` for one part of a download), how long it held a connection slot (headers and body;
+ * the wait for a slot left out), and how it ended: `ok`; `not-found` (a 404, or a 416 for a
+ * range past the end: an answer, not a fault); `retried` (a transient failure, tried again);
+ * `failed` (given up: a final error, or the last attempt). Aborted attempts are not reported.
+ */
+export interface S3RequestEvent {
+  readonly operation: 'stat' | 'read' | 'readRange' | 'download';
+  readonly key: string;
+  readonly outcome: 'ok' | 'not-found' | 'retried' | 'failed';
+  readonly seconds: number;
+  /** 1 for the first attempt of a call. */
+  readonly attempt: number;
+  /** What went wrong, for every outcome but `ok`. */
+  readonly error?: string;
+}
+
+/** When one attempt got its connection slot (set by #send; unset while it waits for one). */
+interface AttemptClock {
+  started?: number;
 }
 
 /** The defaults of {@link S3SourceOptions}. */
-export function s3SourceDefaults(): Required<Omit<S3SourceOptions, 'bucket' | 'region' | 'endpoint' | 'credentials'>> {
+export function s3SourceDefaults(): Required<Omit<S3SourceOptions, 'bucket' | 'region' | 'endpoint' | 'credentials' | 'onRequest'>> {
   return {
     prefix: '',
     forcePathStyle: false,
@@ -102,7 +127,7 @@ export function s3SourceDefaults(): Required<Omit<S3SourceOptions, 'bucket' | 'r
 }
 
 /** The options an S3Source runs with, after defaults and checks (credentials left out). */
-export type ResolvedS3SourceOptions = Readonly<Omit<Required<S3SourceOptions>, 'endpoint' | 'credentials'> & { endpoint: string | undefined }>;
+export type ResolvedS3SourceOptions = Readonly<Omit<Required<S3SourceOptions>, 'endpoint' | 'credentials' | 'onRequest'> & { endpoint: string | undefined }>;
 
 /** What the source's connection pool holds now, for metrics and leak checks. */
 export interface S3ConnectionStats {
@@ -183,6 +208,7 @@ function resolveOptions(options: S3SourceOptions): ResolvedS3SourceOptions {
       throw new ArgumentError('credentials.sessionToken', 'must be a string');
     }
   }
+  if (options.onRequest !== undefined && typeof options.onRequest !== 'function') throw new ArgumentError('onRequest', 'must be a function');
   const retryBaseDelayMs = requireInt('retryBaseDelayMs', options.retryBaseDelayMs ?? d.retryBaseDelayMs, { max: MAX_DELAY_MS });
   return {
     bucket: options.bucket,
@@ -224,9 +250,11 @@ export class S3Source implements ShardSource {
   readonly #slots: RequestSlots;
   readonly #backoff: Backoff;
   readonly #closing = new AbortController();
+  readonly #onRequest: ((event: S3RequestEvent) => void) | undefined;
 
   constructor(options: S3SourceOptions) {
     this.options = resolveOptions(options);
+    this.#onRequest = options.onRequest;
     const o = this.options;
     this.location = `s3://${o.bucket}/${o.prefix}`;
     this.#slots = new RequestSlots(o.maxConcurrency);
@@ -274,8 +302,8 @@ export class S3Source implements ShardSource {
     const objectKey = resolveS3Key(this.options.prefix, key);
     const { maxBytes, signal } = readOptions(options);
     return this.#run('read', key, signal, (s) =>
-      this.#withRetries('read', key, s, () =>
-        this.#get(objectKey, undefined, undefined, s, async (output, body) => {
+      this.#withRetries('read', key, s, (clock) =>
+        this.#get(clock, objectKey, undefined, undefined, s, async (output, body) => {
           const size = output.ContentLength;
           if (size === undefined) throw new TransientError('the response has no Content-Length');
           if (size > maxBytes) throw tooLarge(key, size, maxBytes);
@@ -304,8 +332,8 @@ export class S3Source implements ShardSource {
       let filled = 0;
       let etag: string | undefined;
       try {
-        await this.#withRetries('readRange', key, s, () =>
-          this.#get(objectKey, range.offset + filled, last, s, async (output, body) => {
+        await this.#withRetries('readRange', key, s, (clock) =>
+          this.#get(clock, objectKey, range.offset + filled, last, s, async (output, body) => {
             // A retry reads the rest of the same version of the object, or fails with a 412.
             etag ??= output.ETag;
             const got = parseContentRange(output.ContentRange);
@@ -408,8 +436,8 @@ export class S3Source implements ShardSource {
   // its size is unknown. A retry resumes after the bytes already written.
   async #downloadPart(job: DownloadJob, start: number, end: number, signal: AbortSignal): Promise<void> {
     let done = 0;
-    await this.#withRetries('download', job.key, signal, () =>
-      this.#get(job.objectKey, start + done, end - 1, signal, async (output, body) => {
+    await this.#withRetries('download', job.key, signal, (clock) =>
+      this.#get(clock, job.objectKey, start + done, end - 1, signal, async (output, body) => {
         const got = parseContentRange(output.ContentRange);
         if (got === undefined) throw new TransientError(`the response has no valid Content-Range (${String(output.ContentRange)})`);
         if (job.expectedSize !== undefined && got.total !== job.expectedSize) {
@@ -441,8 +469,8 @@ export class S3Source implements ShardSource {
   }
 
   async #head(key: string, objectKey: string, signal: AbortSignal): Promise<ObjectInfo> {
-    const output = await this.#withRetries('stat', key, signal, () =>
-      this.#send(signal, async (s) => this.#client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: objectKey }), { abortSignal: s })),
+    const output = await this.#withRetries('stat', key, signal, (clock) =>
+      this.#send(clock, signal, async (s) => this.#client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: objectKey }), { abortSignal: s })),
     );
     if (output.ContentLength === undefined) throw new StoreError(key, `stat in ${this.location} failed: the response has no Content-Length`);
     return { key, size: output.ContentLength, etag: unquote(output.ETag ?? '') };
@@ -452,6 +480,7 @@ export class S3Source implements ShardSource {
   // body kept alive, until `consume` settles — then the body is destroyed unless it was read to
   // its end, so no socket is left half-read.
   #get<T>(
+    clock: AttemptClock,
     objectKey: string,
     first: number | undefined,
     last: number | undefined,
@@ -459,7 +488,7 @@ export class S3Source implements ShardSource {
     consume: (output: GetObjectCommandOutput, body: Readable) => Promise<T>,
     ifMatch?: string,
   ): Promise<T> {
-    return this.#send(signal, async (s) => {
+    return this.#send(clock, signal, async (s) => {
       let body: Readable | undefined;
       // The SDK cancels a request on abort until its headers arrive; this cancels the body after.
       const onAbort = (): void => void body?.destroy(s.reason instanceof Error ? s.reason : new Error(String(s.reason)));
@@ -484,9 +513,10 @@ export class S3Source implements ShardSource {
     });
   }
 
-  // Holds one of the source's request slots while `call` runs.
-  async #send<T>(signal: AbortSignal, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  // Holds one of the source's request slots while `call` runs; `clock` learns when it got one.
+  async #send<T>(clock: AttemptClock, signal: AbortSignal, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const release: Release = await this.#slots.acquire(signal);
+    clock.started = performance.now();
     try {
       return await call(signal);
     } finally {
@@ -497,27 +527,48 @@ export class S3Source implements ShardSource {
   // Runs `attempt` until it succeeds, fails for good or runs out of attempts. Errors of ours
   // (FormatError, StoreError…) pass through; SDK and socket errors become NotFoundError,
   // StoreError or another attempt after a jittered backoff.
-  async #withRetries<T>(operation: string, key: string, signal: AbortSignal, attempt: () => Promise<T>): Promise<T> {
+  async #withRetries<T>(operation: S3RequestEvent['operation'], key: string, signal: AbortSignal, attempt: (clock: AttemptClock) => Promise<T>): Promise<T> {
     for (let n = 1; ; n++) {
+      const clock: AttemptClock = {};
+      const report = (outcome: S3RequestEvent['outcome'], error?: unknown): void => {
+        if (this.#onRequest === undefined || clock.started === undefined) return;
+        const seconds = (performance.now() - clock.started) / 1000;
+        this.#onRequest({ operation, key, outcome, seconds, attempt: n, ...(error === undefined ? {} : { error: describeError(error) }) });
+      };
       try {
-        return await attempt();
+        const result = await attempt(clock);
+        report('ok');
+        return result;
       } catch (error) {
-        if (signal.aborted || error instanceof ShardlineError || error instanceof RangeNotSatisfiable) throw error;
+        if (signal.aborted) throw error;
+        if (error instanceof ShardlineError) {
+          report('failed', error);
+          throw error;
+        }
+        if (error instanceof RangeNotSatisfiable) {
+          report('not-found', error);
+          throw error;
+        }
         const failure = classifyS3Error(error);
         switch (failure.type) {
           case 'not-found':
+            report('not-found', error);
             throw new NotFoundError(key, this.location, { cause: error });
           case 'range-not-satisfiable':
+            report('not-found', error);
             throw new RangeNotSatisfiable(failure.reason, { cause: error });
           case 'fatal': {
+            report('failed', error);
             // If-Match failed: the object was replaced between two requests of one call.
             const changed = httpStatusOf(error) === 412 ? 'the object changed while it was read; ' : '';
             throw new StoreError(key, `${operation} from ${this.location} failed: ${changed}${failure.reason}`, { cause: error });
           }
           case 'retry':
             if (n >= this.options.maxAttempts) {
+              report('failed', error);
               throw new StoreError(key, `${operation} from ${this.location} failed after ${n} attempts; last error: ${failure.reason}`, { cause: error });
             }
+            report('retried', error);
             await sleep(backoffDelay(n, this.#backoff), undefined, { signal });
         }
       }
