@@ -25,6 +25,9 @@
  * Two measures explain the ratios (no goal of their own): `copy_fresh_bps_<size>`, a copy into a
  * newly allocated buffer each time (what a sender that holds its own copy and a receiver that hands
  * each batch out in its own buffer pay per byte, page faults included), and
+ * `nats_cpu_over_bench_<size>`, this process's CPU time (all threads, user and system) per byte on
+ * the NATS path over Bench's (both run all their NATS clients in this process: more than 1 means
+ * the path is CPU-bound on work Bench does not do);
  * `protocol_floor_us_per_batch`, the time per batch of 1 KiB batches over the shared-memory path
  * (descriptor, ack and credit through nats-server), from which `shm_vs_copy_ceiling_ratio` is the
  * best shm/copy ratio any one-descriptor-per-batch path could reach here, with no copies at all.
@@ -294,10 +297,18 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
       try {
         for (const p of PATHS) await measure[p](); // warm-up: connections, JIT, page faults of /dev/shm
         const rates: Record<Path, number[]> = { nats: [], bench: [], copy: [], tmpfs: [], shm: [] };
-        const perRound = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[], shmVsTmpfs: [] as number[] };
+        const perRound = { natsVsBench: [] as number[], shmVsCopy: [] as number[], shmVsNats: [] as number[], shmVsTmpfs: [] as number[], natsCpuOverBench: [] as number[] };
         for (let r = 0; r < rounds; r++) {
           const got = {} as Record<Path, number>;
-          for (const p of r % 2 === 0 ? PATHS : [...PATHS].reverse()) got[p] = await measure[p]();
+          const cpu = {} as Record<Path, number>;
+          for (const p of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+            const before = process.cpuUsage();
+            got[p] = await measure[p]();
+            const used = process.cpuUsage(before);
+            cpu[p] = (used.user + used.system) / 1e6;
+          }
+          // This process's CPU seconds per byte delivered, ours over Bench's (both run all their NATS clients here).
+          perRound.natsCpuOverBench.push(cpu.nats / cpu.bench);
           for (const p of PATHS) rates[p].push(got[p]);
           perRound.natsVsBench.push(got.nats / got.bench);
           perRound.shmVsCopy.push(got.shm / got.copy);
@@ -308,13 +319,17 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
         for (const p of PATHS) metrics[`${p}_bps_${name}`] = Math.round(median(rates[p]));
         const fresh = median(Array.from({ length: rounds }, () => timeFreshCopy(batch, count)));
         metrics[`copy_fresh_bps_${name}`] = Math.round(fresh);
+        metrics[`nats_cpu_over_bench_${name}`] = Number(median(perRound.natsCpuOverBench).toFixed(3));
         metrics[`fresh_vs_copy_ratio_${name}`] = Number((fresh / metrics[`copy_bps_${name}`]!).toFixed(3));
         ratios.natsVsBench.push(median(perRound.natsVsBench));
         ratios.shmVsCopy.push(median(perRound.shmVsCopy));
         ratios.shmVsNats.push(median(perRound.shmVsNats));
         ratios.shmVsTmpfs.push(median(perRound.shmVsTmpfs));
         const s = natsPath.receiver.stats();
-        o.log(`  ${name}: copy into a new buffer each time ${mb(fresh)} (${(fresh / metrics[`copy_bps_${name}`]!).toFixed(2)} of copy into a reused one)`);
+        o.log(
+          `  ${name}: copy into a new buffer each time ${mb(fresh)} (${(fresh / metrics[`copy_bps_${name}`]!).toFixed(2)} of copy into a reused one); ` +
+            `CPU per byte, nats path over Bench ${median(perRound.natsCpuOverBench).toFixed(2)}`,
+        );
         o.log(
           `${name}: nats/bench ${median(perRound.natsVsBench).toFixed(3)}, shm/copy ${median(perRound.shmVsCopy).toFixed(3)}, shm/nats ${median(perRound.shmVsNats).toFixed(2)}, shm/tmpfs ${median(perRound.shmVsTmpfs).toFixed(2)} ` +
             `(receiver: ${s.nacks} nacks, ${s.duplicates} duplicates, ${s.hellos} hellos)`,
