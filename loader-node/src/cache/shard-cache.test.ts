@@ -249,6 +249,27 @@ test('plan-aware: a shard with no use left goes before one needed soon; prefetch
   await Promise.all([cache.close(), prefetching.close()]);
 });
 
+test('a hit on the last scheduled use of a shard is held before the prefetch it starts makes room (the prefetch cannot evict it)', async (t) => {
+  const { source, shards } = dataset([100, 100, 100]);
+  const keys = shards.map((s) => s.key);
+  const cache = await ShardCache.open({ dir: tempDir(t), budgetBytes: 200, source, shards, prefetchHorizon: 1 });
+  t.after(() => cache.close());
+  // 0, then 1 (prefetched behind 0), then 2, then 0 again: when 1 is acquired it has no use left,
+  // and prefetching 2 needs room — 1 is the only shard without a later use.
+  cache.setSchedule([keys[0]!, keys[1]!, keys[2]!, keys[0]!]);
+  (await cache.acquire(keys[0]!)).release();
+  for (let i = 0; i < 100 && !cache.has(keys[1]!); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(cache.has(keys[1]!), 'shard 1 was prefetched');
+  const held = await cache.acquire(keys[1]!);
+  assert.equal(cache.stats().hits, 1);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the prefetch of 2 has had its chance to evict
+  assert.ok(cache.has(keys[1]!), 'a held shard stays in the cache');
+  assert.deepEqual(readFileSync(held.file), Buffer.from(source.objects.get(keys[1]!)!), 'the held file is there and whole');
+  held.release();
+  (await cache.acquire(keys[2]!)).release();
+  assert.ok(cache.usedBytes <= 200);
+});
+
 test('property: the cache never holds more than its budget, in memory or on disk', async (t) => {
   const root = tempDir(t);
   let run = 0;

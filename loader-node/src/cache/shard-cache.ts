@@ -299,8 +299,11 @@ export class ShardCache {
         }
       }
     }
+    // Held before the prefetches start: making room for them may evict any unheld shard, and
+    // after advance() this one may have no use left (its last visit is this one).
+    const held = this.#pin(entry);
     this.#prefetch();
-    return this.#pin(entry);
+    return held;
   }
 
   #pin(entry: Entry): CachedShard {
