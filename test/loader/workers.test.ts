@@ -9,7 +9,8 @@
  * ended, no worker thread is left.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { ArgumentError, DatasetError, WorkerError, decodeBatch, type EpochPlan } from '@shardline/core';
 import { BatchReceiver } from '@shardline/client';
@@ -261,6 +262,38 @@ test('an abort while the workers are busy ends the run at once, a worker that ne
     assert.ok(performance.now() - stopped < 1500, `stopped at once, took ${(performance.now() - stopped).toFixed(0)} ms`);
     assert.equal(summary.aborted, true);
     assert.equal(liveBatchWorkers(), 0, 'no thread left');
+  }
+});
+
+test('a cache of the shard-aware window fetches each shard about once per epoch, with 2 workers and on the main thread (no thrash)', async (t) => {
+  // Many small shards; a rank reads a window of 4 (the plan's shardWindow) at a time, every batch
+  // touching each of them, and the cache holds exactly 4 of the largest.
+  const dir = makeTempDir('workers-window');
+  dirs.push(dir);
+  const sizes = await writeTestDataset(dir, 1200);
+  assert.ok(sizes.length >= 30, `${sizes.length} shards`);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.mds')).map((f) => statSync(path.join(dir, f)).size);
+  const totalBytes = files.reduce((a, b) => a + b, 0);
+  const base = { namespace: 'window', rank: 0, worldSize: 1, batchSize: 16, epochs: 1, seed: 9, shuffle: 'shard-aware', cacheBudgetBytes: 4 * Math.max(...files) } as const;
+  for (const workers of [2, 0]) {
+    const job = `window-${workers}`;
+    const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
+    const metrics = new LoaderMetrics();
+    const done = start(t, { ...base, job, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, metrics });
+    const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'window', job, rank: 0, window: 4 });
+    try {
+      assertPlan(await readEpochs(receiver, 1), planOf(base, sizes, 0), 0);
+    } finally {
+      await receiver.close();
+    }
+    await within(done, 20_000, 'the loader finishing');
+    const text = await metrics.text();
+    const fetched = Number(/^shardline_cache_bytes_in_total (\d+)/m.exec(text)?.[1]);
+    // Each shard once, and some again where windows meet (batches there need shards of both, and
+    // several batches are built at once: ~1.5 times the dataset on workers, ~2.2 on the main
+    // thread, whose builds all interleave); a schedule that lost track of the window's shards
+    // fetched them again for every batch (7 times the dataset here).
+    assert.ok(fetched >= totalBytes && fetched <= 3 * totalBytes, `workers ${workers}: fetched ${fetched} bytes of a ${totalBytes}-byte dataset`);
   }
 });
 

@@ -61,6 +61,57 @@ export function shardVisitOrder(plan: EpochPlan, rank: number): Int32Array {
 }
 
 /**
+ * The shard leases rank `rank` takes this epoch, in order: for each batch, the distinct shards of
+ * its samples in order of first use — one access per (batch, shard), as the loader's batch
+ * builder reads them (it holds one shard at a time and gives it back before the next batch).
+ * This is the schedule the cache follows: within a shard-aware window every batch touches the
+ * window's shards again, and a schedule that listed each shard once would call them unneeded
+ * after their first batch (the cache then evicted the window it was reading: a miss per lease).
+ * O(perRank) time; the result has one entry per (batch, shard).
+ * @example
+ * shardBatchAccessOrder(plan, 0); // e.g. Int32Array [20, 35, 18, 11, 11, 35, 18, 20, ...]
+ */
+export function shardBatchAccessOrder(plan: EpochPlan, rank: number): Int32Array {
+  return shardBatchAccesses(plan, rank).order;
+}
+
+/**
+ * {@link shardBatchAccessOrder} and where each batch's accesses start in it: `batchStarts[k]` is
+ * the position of batch k's first access (`batchStarts[numBatches]` the order's length). A lease
+ * taken for batch k moves the cache's cursor to `batchStarts[k]` (AccessSchedule.advanceTo), so
+ * batches built concurrently, whose leases interleave, keep the schedule where the oldest is.
+ */
+export function shardBatchAccesses(plan: EpochPlan, rank: number): { readonly order: Int32Array; readonly batchStarts: Int32Array } {
+  if (!Number.isInteger(rank) || rank < 0 || rank >= plan.worldSize) {
+    throw new ArgumentError('rank', `must be an integer in [0, ${plan.worldSize}), got ${String(rank)}`);
+  }
+  let ids = new Float64Array(0);
+  let out = new Int32Array(1024);
+  let length = 0;
+  const seen = new Int32Array(plan.shards.count).fill(-1);
+  const batchStarts = new Int32Array(plan.numBatches + 1);
+  for (let k = 0; k < plan.numBatches; k++) {
+    batchStarts[k] = length;
+    const size = plan.batch(k).size;
+    if (ids.length < size) ids = new Float64Array(size);
+    plan.fillBatch(rank, k, ids);
+    for (let i = 0; i < size; i++) {
+      const shard = plan.shards.locate(ids[i]!).shard;
+      if (seen[shard] === k) continue;
+      seen[shard] = k;
+      if (length === out.length) {
+        const grown = new Int32Array(out.length * 2);
+        grown.set(out);
+        out = grown;
+      }
+      out[length++] = shard;
+    }
+  }
+  batchStarts[plan.numBatches] = length;
+  return { order: out.slice(0, length), batchStarts };
+}
+
+/**
  * A cursor over an access order that answers "how many accesses from now is `item` needed next"
  * in O(log occurrences). Items are any values (shard keys or indices).
  */
@@ -105,6 +156,15 @@ export class AccessSchedule<T> {
   advance(item: T): void {
     const distance = this.nextUse(item);
     if (distance !== NEVER) this.#cursor += distance + 1;
+  }
+
+  /**
+   * Moves the cursor to `position` (never back): the accesses before it are done. For callers
+   * that know where in the order an access belongs, e.g. the first access of its batch.
+   */
+  advanceTo(position: number): void {
+    if (!Number.isSafeInteger(position) || position < 0) throw new ArgumentError('position', `must be an integer ≥ 0, got ${String(position)}`);
+    this.#cursor = Math.max(this.#cursor, Math.min(position, this.length));
   }
 
   /** The distinct items of the next `count` accesses, in order of first use. */

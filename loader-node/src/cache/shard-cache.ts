@@ -249,8 +249,12 @@ export class ShardCache {
   }
 
   /**
-   * Sets the order in which shards will be read (this epoch's visit order for this rank, e.g.
-   * from `shardVisitOrder(plan, rank)` mapped to keys); eviction and prefetch follow it from now on.
+   * Sets the order in which shards will be read (this epoch's accesses for this rank, e.g. from
+   * `shardBatchAccessOrder(plan, rank)` mapped to keys); eviction and prefetch follow it from now
+   * on. Each acquire moves the schedule's cursor past the key's next access — right for one
+   * reader in order. Concurrent readers, whose accesses interleave, pass `from`, the position
+   * where their batch starts: the cursor moves there (never back), so one reader's accesses
+   * cannot push it past what another still needs.
    */
   setSchedule(keys: Iterable<string>): void {
     const order = [...keys];
@@ -274,15 +278,17 @@ export class ShardCache {
   }
 
   /**
-   * The shard's file, fetched if needed; held (never evicted) until `release()`.
+   * The shard's file, fetched if needed; held (never evicted) until `release()`. `from`: the
+   * position in the schedule where this access's batch starts (see setSchedule).
    * @throws QuarantinedError when the shard failed verification `maxFailures` times;
    *   AbortError when `signal` aborts (a download shared with others goes on for them).
    */
-  async acquire(key: string, options: { signal?: AbortSignal } = {}): Promise<CachedShard> {
+  async acquire(key: string, options: { signal?: AbortSignal; from?: number } = {}): Promise<CachedShard> {
     const spec = this.#spec(key);
     this.#checkOpen();
     if (this.#quarantine.has(key)) throw new QuarantinedError(key, this.#failures.get(key) ?? this.#maxFailures);
-    this.#schedule?.advance(key);
+    if (options.from === undefined) this.#schedule?.advance(key);
+    else this.#schedule?.advanceTo(options.from);
     let entry = this.#entries.get(key);
     if (entry !== undefined) {
       this.#stats.hits++;

@@ -18,7 +18,7 @@ import {
   type MDSShardInfo,
 } from '@shardline/core';
 import { ShardCache, type CacheEvent } from '../cache/shard-cache.ts';
-import { shardVisitOrder } from '../cache/schedule.ts';
+import { shardBatchAccesses } from '../cache/schedule.ts';
 import type { ShardSource } from '../store/shard-source.ts';
 
 /** Options of {@link openCachedMDSDataset}. */
@@ -41,8 +41,17 @@ export interface CachedMDSDataset {
   readonly cache: ShardCache;
   /** The cache key (stored file) of each shard, in shard order. */
   readonly shardKeys: readonly string[];
-  /** Points eviction and prefetch at this rank's shard order in `plan` (call once per epoch). */
+  /**
+   * Points eviction and prefetch at this rank's shard leases in `plan`, batch by batch (call
+   * once per epoch).
+   */
   followPlan(plan: EpochPlan, rank: number): void;
+  /**
+   * Where batch `step` of `epoch` starts in the schedule that followPlan set: pass it as the
+   * cache acquire's `from` for a lease of that batch. Undefined for another epoch than
+   * followPlan's (or before it).
+   */
+  scheduleStart(epoch: number, step: number): number | undefined;
   close(): Promise<void>;
 }
 
@@ -93,12 +102,19 @@ export async function openCachedMDSDataset(options: CachedMDSDatasetOptions): Pr
   };
   // Shards were verified on arrival; MDSDataset need not hash them again.
   const dataset = await MDSDataset.open(files, { verifyHashes: false });
+  let followed: { readonly epoch: number; readonly batchStarts: Int32Array } | undefined;
   return {
     dataset,
     cache,
     shardKeys,
     followPlan(plan, rank) {
-      cache.setSchedule(Array.from(shardVisitOrder(plan, rank), (shard) => shardKeys[shard]!));
+      const { order, batchStarts } = shardBatchAccesses(plan, rank);
+      cache.setSchedule(Array.from(order, (shard) => shardKeys[shard]!));
+      followed = { epoch: plan.epoch, batchStarts };
+    },
+    scheduleStart(epoch, step) {
+      if (followed === undefined || followed.epoch !== epoch || !Number.isInteger(step) || step < 0) return undefined;
+      return followed.batchStarts[Math.min(step, followed.batchStarts.length - 1)];
     },
     close: () => cache.close(),
   };

@@ -28,8 +28,14 @@ export interface ShardLease {
   release(): void;
 }
 
-/** Lends shard `shard` (its index in the dataset index) to a reader. */
-export type LeaseShard = (shard: number) => Promise<ShardLease>;
+/** Which batch a lease is for (the cache follows the plan batch by batch). */
+export interface LeasePosition {
+  readonly epoch: number;
+  readonly step: number;
+}
+
+/** Lends shard `shard` (its index in the dataset index) to a reader, for the batch at `at` when known. */
+export type LeaseShard = (shard: number, at?: LeasePosition) => Promise<ShardLease>;
 
 /** Random access to the samples of one shard while a reader holds it. */
 export interface ShardSamples {
@@ -95,11 +101,12 @@ export class ShardSampleReader {
 
   /**
    * Runs `use` with shard `shard` readable; an uncompressed shard's lease is held until `use`
-   * settles, a compressed shard's only while its file is read.
+   * settles, a compressed shard's only while its file is read. `at` names the batch the read is
+   * for, passed on to the lease.
    * @throws what the lease throws (QuarantinedError, AbortError…); FormatError naming the shard
    *   and sample for a corrupt file or sample; what `use` throws.
    */
-  async withShard<T>(shard: number, use: (samples: ShardSamples) => Promise<T>): Promise<T> {
+  async withShard<T>(shard: number, use: (samples: ShardSamples) => Promise<T>, at?: LeasePosition): Promise<T> {
     if (!Number.isSafeInteger(shard) || shard < 0) throw new ArgumentError('shard', `must be an integer ≥ 0, got ${String(shard)}`);
     const cached = this.#decoded.get(shard);
     if (cached !== undefined) {
@@ -107,7 +114,7 @@ export class ShardSampleReader {
       this.#decoded.set(shard, cached);
       return use(decodedSamples(await cached));
     }
-    const lease = await this.#lease(shard);
+    const lease = await this.#lease(shard, at);
     if (lease.info.zipData !== null) {
       // Another read of this shard may have started decoding it while this one waited.
       const loading = this.#decoded.get(shard);

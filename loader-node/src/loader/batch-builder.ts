@@ -138,7 +138,7 @@ export class BatchBuilder {
     const lease = options.lease;
     // A lender's error is its own (quarantined shard, abort): marked so it is not blamed on a sample.
     this.#reader = new ShardSampleReader(
-      (shard): Promise<ShardLease> => lease(shard).catch((error: unknown) => Promise.reject(new LeaseFailure(error))),
+      (shard, at): Promise<ShardLease> => lease(shard, at).catch((error: unknown) => Promise.reject(new LeaseFailure(error))),
       { maxDecodedShards: options.maxDecodedShards, syncReads: options.syncReads },
     );
     this.#collate = options.collate ?? defaultCollate;
@@ -165,13 +165,17 @@ export class BatchBuilder {
     for (const [shard, positions] of groups) {
       let current = positions[0]!;
       try {
-        await this.#reader.withShard(shard, async (file) => {
-          for (const p of positions) {
-            if (signal?.aborted) throw new AbortError('the loader was stopped');
-            current = p;
-            samples[p] = await file.get(offsets[p]!);
-          }
-        });
+        await this.#reader.withShard(
+          shard,
+          async (file) => {
+            for (const p of positions) {
+              if (signal?.aborted) throw new AbortError('the loader was stopped');
+              current = p;
+              samples[p] = await file.get(offsets[p]!);
+            }
+          },
+          { epoch: job.epoch, step: job.step },
+        );
       } catch (error) {
         if (error instanceof LeaseFailure || error instanceof AbortError) throw error;
         throw new BuildFailure('read', current, error);

@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { AbortError, ArgumentError, WorkerError } from '@shardline/core';
-import type { ShardLease } from '../dataset/shard-sample-reader.ts';
+import type { LeasePosition, ShardLease } from '../dataset/shard-sample-reader.ts';
 import { describeFailure, type BatchJob, type BuiltBatch } from './batch-builder.ts';
 import type { DecodeStage } from './decode-stage.ts';
 import { serializeError, type SerializedError } from '@shardline/core/internal';
@@ -44,7 +44,8 @@ export interface BatchWorkerPoolOptions {
   /** What every worker gets (its `id` is added). */
   readonly data: Omit<BatchWorkerData, 'id'>;
   /** Lends a shard of the cache to a job; `signal` aborts when the job is given up. */
-  readonly lease: (shard: number, signal: AbortSignal) => Promise<ShardLease>;
+  /** Lends a shard for a job (`at`: the job's epoch and step). */
+  readonly lease: (shard: number, signal: AbortSignal, at?: LeasePosition) => Promise<ShardLease>;
   /** Encode buffers kept on the main thread to hand back to workers (default 4). */
   readonly spareBuffers?: number;
 }
@@ -242,7 +243,7 @@ export class BatchWorkerPool implements DecodeStage {
       refuse();
       return;
     }
-    this.#options.lease(shard, job.controller.signal).then(
+    this.#options.lease(shard, job.controller.signal, { epoch: job.job.epoch, step: job.job.step }).then(
       (lease) => {
         if (this.#pending.get(seq) !== job) {
           lease.release();

@@ -4,7 +4,7 @@
  * the main thread (`workers: 0`), where a collate or transform may also be a plain function.
  */
 import { AbortError } from '@shardline/core';
-import type { ShardLease } from '../dataset/shard-sample-reader.ts';
+import type { LeasePosition, ShardLease } from '../dataset/shard-sample-reader.ts';
 import { BatchBuilder, inProcessError, type BatchBuilderOptions, type BatchJob, type BuiltBatch } from './batch-builder.ts';
 
 /** Builds batches; the pipeline awaits them in step order. */
@@ -28,7 +28,7 @@ export interface DecodeStage {
 
 /** Options of {@link InProcessDecodeStage}: the builder's, with a lease that can be aborted. */
 export interface InProcessDecodeStageOptions extends Omit<BatchBuilderOptions, 'lease'> {
-  readonly lease: (shard: number, signal: AbortSignal) => Promise<ShardLease>;
+  readonly lease: (shard: number, signal: AbortSignal, at?: LeasePosition) => Promise<ShardLease>;
 }
 
 /** The decode stage on the main thread: concurrent builds interleave at their reads. */
@@ -40,7 +40,7 @@ export class InProcessDecodeStage implements DecodeStage {
 
   constructor(options: InProcessDecodeStageOptions) {
     const signal = this.#controller.signal;
-    this.#builder = new BatchBuilder({ ...options, lease: (shard) => options.lease(shard, signal) });
+    this.#builder = new BatchBuilder({ ...options, lease: (shard, at) => options.lease(shard, signal, at) });
   }
 
   get building(): number {

@@ -30,7 +30,7 @@ import {
 import { requireInt } from '@shardline/core/internal';
 import type { NatsConnection } from 'nats';
 import { openCachedMDSDataset, type CachedMDSDataset } from '../dataset/cached-mds-dataset.ts';
-import type { ShardLease } from '../dataset/shard-sample-reader.ts';
+import type { LeasePosition, ShardLease } from '../dataset/shard-sample-reader.ts';
 import { BatchSender } from '../delivery/batch-sender.ts';
 import { requireSubjectToken, type SenderEvent } from '@shardline/core/protocol';
 import type { LoaderMetrics } from '../metrics.ts';
@@ -190,9 +190,15 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
   let stage: DecodeStage | undefined;
   let sender: BatchSender | undefined;
   // Lends shard `shard` of the cache to a builder, for as long as it reads it.
-  const lease = async (shard: number, leaseSignal: AbortSignal): Promise<ShardLease> => {
+  // Batches are built several at a time and their leases interleave. Each lease names its batch
+  // and moves the cache's schedule to that batch's start (never back): per key, interleaved
+  // leases pushed the cursor past what slower batches still needed and the cache evicted the
+  // window it was reading. (Measured: following the oldest batch, or the newest one started,
+  // refetched more where windows meet than following the newest one that leases.)
+  const lease = async (shard: number, leaseSignal: AbortSignal, at?: LeasePosition): Promise<ShardLease> => {
     const { cache, shardKeys, dataset } = opened!;
-    const held = await cache.acquire(shardKeys[shard]!, { signal: leaseSignal });
+    const from = at === undefined ? undefined : opened!.scheduleStart(at.epoch, at.step);
+    const held = await cache.acquire(shardKeys[shard]!, { signal: leaseSignal, ...(from === undefined ? {} : { from }) });
     return { file: held.file, info: dataset.index.shards[shard]!, release: held.release };
   };
   const stop = (): void => stage?.abort(new AbortError('the loader was stopped'));
