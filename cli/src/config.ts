@@ -38,6 +38,18 @@ export const DemoConfigSchema = z.object({
   logLevel: z.enum(Object.values(LogLevel) as [LogLevel, ...LogLevel[]], {
     error: `SHARDLINE_LOG_LEVEL / --log-level must be one of ${Object.values(LogLevel).join(', ')}`,
   }),
+  /** The nats-server binary the data plane starts (npm start installs it and sets SHARDLINE_NATS_SERVER). */
+  natsServer: z
+    .string()
+    .refine((v) => path.isAbsolute(v), { error: '--nats-server (or SHARDLINE_NATS_SERVER) must be an absolute path to a nats-server binary' })
+    .optional(),
+  /** A running NATS server to use instead of starting one. */
+  natsUrl: z
+    .string()
+    .refine((v) => /^nats:\/\/[^\s/]+\/?$/.test(v), { error: '--nats-url must be nats://host:port' })
+    .optional(),
+  /** Run the data plane (loaders and trainers over NATS) after the DataLoader (default true; it needs natsServer or natsUrl). */
+  dataPlane: z.boolean(),
 });
 export type DemoConfig = z.infer<typeof DemoConfigSchema>;
 
@@ -55,12 +67,14 @@ export function defaults(): DemoConfig {
     progress: true,
     json: false,
     logLevel: 'info',
+    dataPlane: true,
   };
 }
 
 /** Parses raw flag values (strings from the command line) and env over the defaults. */
 export function parseDemoConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): DemoConfig {
-  const raw = { ...defaults(), logLevel: env.SHARDLINE_LOG_LEVEL ?? defaults().logLevel, ...dropUndefined(flags) };
+  const fromEnv = dropUndefined({ logLevel: env.SHARDLINE_LOG_LEVEL, natsServer: env.SHARDLINE_NATS_SERVER || undefined });
+  const raw = { ...defaults(), ...fromEnv, ...dropUndefined(flags) };
   return parseWith(DemoConfigSchema, raw);
 }
 

@@ -118,7 +118,8 @@ export function buildProgram(): Command {
     .command('demo', { isDefault: true })
     .description(
       'Run a complete local job on a generated dataset: a multi-worker DataLoader over every epoch ' +
-        '(with an exactly-once check) and the load-balanced epoch plan of simulated ranks.',
+        '(with an exactly-once check), the load-balanced epoch plan of simulated ranks, and the data plane: ' +
+        'the dataset as MDS shards, one loader and one trainer per rank over a local nats-server, each rank checked against its plan.',
     )
     .option('--samples <n>', 'samples in the generated dataset (default 20000)')
     .option('--batch-size <n>', 'samples per batch (default 64)')
@@ -128,6 +129,9 @@ export function buildProgram(): Command {
     .option('--ranks <n>', 'simulated data-parallel ranks for the epoch plan (default 4)')
     .option('--decode-rounds <n>', 'CPU work per sample, like image decoding (default 2)')
     .option('--no-shuffle', 'keep dataset order')
+    .option('--nats-server <path>', 'nats-server binary for the data plane (env SHARDLINE_NATS_SERVER; npm start installs and sets it)')
+    .option('--nats-url <url>', 'use this running NATS server for the data plane instead of starting one')
+    .option('--no-data-plane', 'run only the DataLoader and the plan, not the loaders and trainers over NATS')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as one JSON object on stdout')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (env SHARDLINE_LOG_LEVEL)')

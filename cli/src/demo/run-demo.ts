@@ -1,13 +1,15 @@
 /**
  * The embedded default job: what `npm start` runs. It proves the core promises on one machine:
  * a multi-threaded DataLoader delivers every sample exactly once per epoch, deterministically
- * from the seed, and the load-balanced plan gives every simulated rank the same number of
- * batches with nearly equal cost.
+ * from the seed; the load-balanced plan gives every simulated rank the same number of batches
+ * with nearly equal cost; and the data plane (data-plane.ts) delivers each rank its plan from a
+ * loader to a trainer over NATS and shared memory.
  */
 import cliProgress from 'cli-progress';
 import { DataLoader, LoadBalancedDistributedSampler, type Tensor } from '@shardline/core';
 import type { DemoConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { runDataPlane, type DataPlaneReport } from './data-plane.ts';
 import { syntheticSampleBytes } from './synthetic-dataset.ts';
 
 export interface EpochReport {
@@ -36,6 +38,8 @@ export interface DemoSummary {
   epochs: EpochReport[];
   ranks: RankReport[];
   costSpreadPercent: number;
+  /** The loaders and trainers over NATS, or why they did not run. */
+  dataPlane: DataPlaneReport | { skipped: string };
 }
 
 export async function runDemo(config: DemoConfig, log: Logger): Promise<DemoSummary> {
@@ -72,8 +76,17 @@ export async function runDemo(config: DemoConfig, log: Logger): Promise<DemoSumm
   const equalBatches = ranks.every((r) => r.batches === ranks[0]!.batches);
   for (const r of ranks) log.info({ event: 'demo.rank', ...r }, 'rank plan');
 
-  const ok = equalBatches && epochs.every((e) => e.duplicates === 0 && e.missing === 0);
-  const summary: DemoSummary = { ok, config, epochs, ranks, costSpreadPercent };
+  let dataPlane: DemoSummary['dataPlane'];
+  if (!config.dataPlane) dataPlane = { skipped: '--no-data-plane' };
+  else if (config.natsServer === undefined && config.natsUrl === undefined) {
+    dataPlane = { skipped: 'no nats-server: `npm start` installs one; or pass --nats-server <path> or --nats-url' };
+    log.warn({ event: 'demo.plane.skipped', why: dataPlane.skipped }, 'data plane skipped');
+  } else {
+    dataPlane = await runDataPlane(config, { natsServer: config.natsServer, natsUrl: config.natsUrl }, log);
+  }
+
+  const ok = equalBatches && epochs.every((e) => e.duplicates === 0 && e.missing === 0) && (!('ok' in dataPlane) || dataPlane.ok);
+  const summary: DemoSummary = { ok, config, epochs, ranks, costSpreadPercent, dataPlane };
   log.info({ event: 'demo.done', ok, costSpreadPercent }, ok ? 'local job finished' : 'local job FAILED its checks');
   if (config.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else process.stdout.write(formatSummary(summary));
@@ -169,10 +182,29 @@ function formatSummary(s: DemoSummary): string {
     ...s.ranks.map((r) => `  rank ${r.rank}: ${r.samples} samples, ${r.batches} batches, ${r.cost} bytes`),
     `  cost spread (max − min) / mean: ${s.costSpreadPercent.toPrecision(2)} %`,
     '',
-    s.ok ? 'OK: every sample exactly once per epoch; every rank has the same number of batches.' : 'FAILED: see the table above.',
+    ...formatDataPlane(s.dataPlane),
+    s.ok
+      ? `OK: every sample exactly once per epoch; every rank has the same number of batches${'ok' in s.dataPlane ? '; every trainer got its rank\'s plan from its loader' : ''}.`
+      : 'FAILED: see the tables above.',
     '',
   ];
   return lines.join('\n');
+}
+
+function formatDataPlane(p: DemoSummary['dataPlane']): string[] {
+  if ('skipped' in p) return [`Data plane skipped: ${p.skipped}.`, ''];
+  return [
+    `Data plane: ${p.ranks} loaders (MDS shards: ${p.shards}, disk cache, worker threads) → NATS / shared memory → ${p.ranks} trainers`,
+    'epoch  batches  samples  duplicates  missing  off plan',
+    ...p.epochs.map(
+      (e) =>
+        `${String(e.epoch).padStart(5)}  ${String(e.batches).padStart(7)}  ${String(e.samples).padStart(7)}  ` +
+        `${String(e.duplicates).padStart(10)}  ${String(e.missing).padStart(7)}  ${String(e.offPlan).padStart(8)}`,
+    ),
+    `  ${p.megabytesPerSec} MB/s in ${p.seconds} s; ${p.shmBatches} batches through shared memory; trainers waited ${(p.waitShare * 100).toFixed(0)} % of the time`,
+    `  caches fetched ${(p.cacheBytesFetched / 1e6).toFixed(0)} MB over ${p.epochs.length} epoch${p.epochs.length === 1 ? '' : 's'} of a ${(p.datasetBytes / 1e6).toFixed(0)} MB dataset`,
+    '',
+  ];
 }
 
 function round(x: number, digits: number): number {
