@@ -14,6 +14,13 @@
  *   previous epoch to its own. Settings alternate (w0, w2, then w2, w0…) and `workers_speedup`
  *   is the median of the per-round ratios w2 / w0. On a 2-core machine the loader's main thread
  *   (sending), the trainer and nats-server share the cores with the workers: expect well under 2×.
+ * - A cache of one shard-aware window: the same 2-worker setting with a 4 MiB cache budget (the
+ *   plan's window of 4 shards of 1 MiB, twice the largest shard: the least the cache accepts
+ *   but for one) instead of 256 MiB, in the same rounds. `window_cache_speed_ratio` is its rate
+ *   over the 256 MiB one's (median of the rounds; ≈ 1 when the cache follows the plan), and
+ *   `window_cache_fetch_ratio` the bytes its cache fetched over the bytes of the epochs it served
+ *   (≈ 1: each shard about once per epoch; a cache that loses track of the window refetches
+ *   every shard for every batch).
  * - Memory: one loader with the defaults (2 workers) serves one epoch of batches of 2 (thousands
  *   of batches) and the loader process's RSS (its workers included) is sampled at every batch
  *   the trainer acks. `rss_growth_bytes` is the median RSS over the acks around 90 % of the epoch
@@ -23,7 +30,7 @@
  * This file is also the trainer child: `node bench/loader.ts --trainer <url> <job> <epochs>`.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,6 +47,8 @@ const NAMESPACE = 'bench';
 const SIDE = 64;
 const AUGMENT: AugmentArgs = { crop: 56, blurPasses: 2 };
 const MiB = 1024 * 1024;
+/** One shard-aware window of the 1 MiB shards (4, the plan's default shardWindow). */
+const WINDOW_CACHE_BYTES = 4 * MiB;
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -81,7 +90,12 @@ let runs = 0;
  * trainer acks. Returns the trainer's time for each epoch after the first, in seconds, and the
  * loader's mean batch build time.
  */
-async function serve(setup: Setup, dataset: Dataset, options: Partial<LoaderOptions> & { batchSize: number; epochs: number }, onAck: () => void = () => {}): Promise<{ epochSeconds: number[]; buildSeconds: number }> {
+async function serve(
+  setup: Setup,
+  dataset: Dataset,
+  options: Partial<LoaderOptions> & { batchSize: number; epochs: number },
+  onAck: () => void = () => {},
+): Promise<{ epochSeconds: number[]; buildSeconds: number; fetchedBytes: number }> {
   const job = `bench-${runs++}`;
   const cacheDir = mkdtempSync(path.join(tmpdir(), 'bench-loader-cache-'));
   const source = new LocalDirectorySource(dataset.dir);
@@ -114,7 +128,11 @@ async function serve(setup: Setup, dataset: Dataset, options: Partial<LoaderOpti
     if (code !== 0 || ends.length !== options.epochs) throw new Error(`${job}: the trainer exited with ${code} after ${ends.length} of ${options.epochs} epochs`);
     const text = await metrics.text();
     const value = (name: string): number => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
-    return { epochSeconds: ends.slice(1).map((t, i) => (t - ends[i]!) / 1000), buildSeconds: value('shardline_batch_build_seconds_sum') / value('shardline_batch_build_seconds_count') };
+    return {
+      epochSeconds: ends.slice(1).map((t, i) => (t - ends[i]!) / 1000),
+      buildSeconds: value('shardline_batch_build_seconds_sum') / value('shardline_batch_build_seconds_count'),
+      fetchedBytes: value('shardline_cache_bytes_in_total'),
+    };
   } finally {
     trainer.kill();
     await source.close();
@@ -155,6 +173,11 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
     const setup: Setup = { url: server.url, loaderNc };
 
     const rates: Record<0 | 2, number[]> = { 0: [], 2: [] };
+    const windowRates: number[] = [];
+    const windowFetch: number[] = [];
+    const datasetBytes = readdirSync(fast.dir)
+      .filter((f) => f.endsWith('.mds'))
+      .reduce((n, f) => n + statSync(path.join(fast.dir, f)).size, 0);
     const builds: number[] = [];
     for (let round = 0; round < rounds; round++) {
       const order: Array<0 | 2> = round % 2 === 0 ? [0, 2] : [2, 0];
@@ -163,7 +186,13 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
         rates[workers].push(fast.samples / epochSeconds[0]!);
         if (workers === 2) builds.push(buildSeconds);
       }
-      o.log(`round ${round}: w0 ${rates[0].at(-1)!.toFixed(0)}, w2 ${rates[2].at(-1)!.toFixed(0)} samples/s (${fast.samples} samples, batches of ${batchSize})`);
+      const small = await serve(setup, fast, { workers: 2, batchSize, epochs: 2, cacheBudgetBytes: WINDOW_CACHE_BYTES });
+      windowRates.push(fast.samples / small.epochSeconds[0]! / rates[2].at(-1)!);
+      windowFetch.push(small.fetchedBytes / (2 * datasetBytes));
+      o.log(
+        `round ${round}: w0 ${rates[0].at(-1)!.toFixed(0)}, w2 ${rates[2].at(-1)!.toFixed(0)} samples/s (${fast.samples} samples, batches of ${batchSize}); ` +
+          `w2 with a ${WINDOW_CACHE_BYTES / MiB} MiB cache ${(fast.samples / small.epochSeconds[0]!).toFixed(0)} samples/s, fetched ${windowFetch.at(-1)!.toFixed(2)} × the epochs' bytes`,
+      );
     }
     const w0 = median(rates[0]);
     const w2 = median(rates[2]);
@@ -197,6 +226,8 @@ export async function run(o: BenchOptions): Promise<Record<string, number>> {
       samples_per_sec_w2: Math.round(w2),
       workers_speedup: Math.round(median(rates[2].map((r, k) => r / rates[0][k]!)) * 100) / 100,
       build_ms_per_sample_w2: Math.round(msPerSample * 1000) / 1000,
+      window_cache_speed_ratio: Math.round(median(windowRates) * 100) / 100,
+      window_cache_fetch_ratio: Math.round(median(windowFetch) * 100) / 100,
       long_epoch_batches: batches,
       rss_growth_bytes: Math.round(late - early),
       rss_peak_bytes: peak,
