@@ -26,7 +26,7 @@ export {
 export type { S3ConfigInput } from './store/s3-config.ts';
 export { ShardCache } from './cache/shard-cache.ts';
 export type { CacheEvent, CacheStats, CachedShard, ShardCacheOptions, ShardSpec } from './cache/shard-cache.ts';
-export { AccessSchedule, shardAccessOrder, shardBatchAccessOrder, shardVisitOrder } from './cache/schedule.ts';
+export { AccessSchedule, shardAccessOrder, shardBatchAccessOrder, shardBatchAccesses, shardVisitOrder, workingSetBytes } from './cache/schedule.ts';
 export { EvictionPolicy, simulateCache } from './cache/policy.ts';
 export type { EpochAccesses, SimulationResult } from './cache/policy.ts';
 export * from './errors.ts';

@@ -297,6 +297,44 @@ test('a cache of the shard-aware window fetches each shard about once per epoch,
   }
 });
 
+test('a cache smaller than what the batches in flight read is reported once, and the run still delivers every batch', async (t) => {
+  const dir = makeTempDir('workers-small-cache');
+  dirs.push(dir);
+  const sizes = await writeTestDataset(dir, 600);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.mds')).map((f) => statSync(path.join(dir, f)).size);
+  const base = { namespace: 'small', rank: 0, worldSize: 1, batchSize: 16, epochs: 2, seed: 2, workers: 2 } as const;
+  const runs = [
+    // A global shuffle's batch reads from many shards: 4 shards of cache cannot hold them.
+    { job: 'global-small', shuffle: 'global', cacheBudgetBytes: 4 * Math.max(...files), warned: true },
+    { job: 'global-whole', shuffle: 'global', cacheBudgetBytes: files.reduce((a, b) => a + b, 0), warned: false },
+  ] as const;
+  for (const { job, shuffle, cacheBudgetBytes, warned } of runs) {
+    const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
+    const events: LoaderEvent[] = [];
+    const options = { ...base, job, shuffle, cacheBudgetBytes };
+    const done = start(t, { ...options, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, onEvent: (e) => events.push(e) });
+    const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'small', job, rank: 0, window: 4 });
+    try {
+      const batches = await readEpochs(receiver, 2);
+      for (const epoch of [0, 1]) assertPlan(batches, planOf(options, sizes, epoch), 0);
+    } finally {
+      await receiver.close();
+    }
+    await within(done, 30_000, 'the loader finishing');
+    const reported = events.filter((e) => e.type === 'cache-too-small');
+    if (!warned) {
+      assert.deepEqual(reported, [], `${job}: the cache holds the dataset`);
+      continue;
+    }
+    assert.equal(reported.length, 1, `${job}: once per run, not per epoch`);
+    const [event] = reported as Array<Extract<LoaderEvent, { type: 'cache-too-small' }>>;
+    assert.equal(event!.epoch, 0);
+    assert.equal(event!.budgetBytes, cacheBudgetBytes);
+    assert.equal(event!.shuffle, 'global');
+    assert.ok(event!.workingSetBytes > cacheBudgetBytes, `${event!.workingSetBytes} > ${cacheBudgetBytes}`);
+  }
+});
+
 test('firstStep starts the first epoch at that step; later epochs are whole', async (t) => {
   const job = 'first-step';
   const base = { namespace: 'first', job, rank: 0, worldSize: 1, batchSize: 8, seed: 4, shuffle: 'global', cacheBudgetBytes: 1 << 20, firstEpoch: 3 } as const;

@@ -109,6 +109,12 @@ function logEvent(log: Logger, event: LoaderEvent): void {
     else log.info({ event: `delivery.${e.type}`, ...e }, e.type);
     return;
   }
+  if (event.type === 'cache-too-small') {
+    const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
+    const hint = event.shuffle === 'global' ? "use --shuffle shard-aware (a batch of a global shuffle reads from many shards) or a budget that holds the dataset" : 'raise --cache-budget';
+    log.warn({ event: `loader.${event.type}`, ...event }, `the batches built at once read up to ${mb(event.workingSetBytes)} of shards and the cache holds ${mb(event.budgetBytes)}: shards will be fetched more than once; ${hint}`);
+    return;
+  }
   const level = event.type === 'fields-skipped' ? 'warn' : 'info';
   const message = event.type === 'fields-skipped' ? `fields that are not tensors stay off the wire: ${event.fields.join(', ')}` : event.type;
   log[level]({ event: `loader.${event.type}`, ...event }, message);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ArgumentError, EpochPlan } from '@shardline/core';
-import { AccessSchedule, shardBatchAccesses, shardVisitOrder } from './schedule.ts';
+import { AccessSchedule, shardBatchAccesses, shardVisitOrder, workingSetBytes } from './schedule.ts';
 
 test('property: shardBatchAccesses lists each batch’s distinct shards in order of first use, and where each batch starts', () => {
   fc.assert(
@@ -50,6 +50,31 @@ test('in a shard-aware window every batch leases the window’s shards again, so
   const visits = new AccessSchedule(Array.from(shardVisitOrder(plan, 0)));
   visits.advance(first);
   assert.equal(visits.nextUse(first), Number.POSITIVE_INFINITY, 'the once-per-shard visit order calls it unneeded: what the cache used to evict first');
+});
+
+test('property: workingSetBytes is the most bytes of distinct shards any span of consecutive batches leases', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 10 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.constantFrom('none', 'global', 'shard-aware'),
+      (shardSizes, batchSize, span, shuffle) => {
+        const plan = new EpochPlan({ shardSizes, worldSize: 1, batchSize, shuffle: shuffle as 'none', seed: 5 });
+        const bytes = shardSizes.map((n, s) => 1000 * n + s);
+        const shardOf = (id: number): number => plan.shards.locate(id).shard;
+        let most = 0;
+        for (let k = 0; k < plan.numBatches; k++) {
+          const shards = new Set<number>();
+          for (let j = Math.max(0, k - span + 1); j <= k; j++) for (const id of plan.batchIds(0, j)) shards.add(shardOf(id));
+          most = Math.max(most, [...shards].reduce((n, s) => n + bytes[s]!, 0));
+        }
+        assert.equal(workingSetBytes(shardBatchAccesses(plan, 0), bytes, span), most);
+      },
+    ),
+    { numRuns: 200 },
+  );
+  assert.throws(() => workingSetBytes({ order: new Int32Array(0), batchStarts: new Int32Array(1) }, [], 0), ArgumentError);
 });
 
 test('advanceTo moves the cursor forward only, up to the end, and refuses a bad position', () => {

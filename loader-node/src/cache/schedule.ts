@@ -112,6 +112,41 @@ export function shardBatchAccesses(plan: EpochPlan, rank: number): { readonly or
 }
 
 /**
+ * The most bytes of distinct shards that any `span` consecutive batches of `accesses` lease: what
+ * a cache must hold for those batches to be built at once without fetching a shard twice.
+ * `shardBytes[s]` is shard s's stored size. O(accesses) with a sliding window.
+ * @example
+ * workingSetBytes(shardBatchAccesses(plan, rank), sizes, 5); // e.g. 8 shards' bytes where windows meet
+ */
+export function workingSetBytes(accesses: { readonly order: Int32Array; readonly batchStarts: Int32Array }, shardBytes: ArrayLike<number>, span: number): number {
+  if (!Number.isSafeInteger(span) || span < 1) throw new ArgumentError('span', `must be an integer ≥ 1, got ${String(span)}`);
+  const { order, batchStarts } = accesses;
+  const batches = batchStarts.length - 1;
+  const uses = new Map<number, number>();
+  let bytes = 0;
+  let most = 0;
+  const add = (k: number, delta: 1 | -1): void => {
+    for (let p = batchStarts[k]!; p < batchStarts[k + 1]!; p++) {
+      const shard = order[p]!;
+      const n = (uses.get(shard) ?? 0) + delta;
+      if (n === 0) {
+        uses.delete(shard);
+        bytes -= shardBytes[shard]!;
+      } else {
+        if (n === 1 && delta === 1) bytes += shardBytes[shard]!;
+        uses.set(shard, n);
+      }
+    }
+  };
+  for (let k = 0; k < batches; k++) {
+    add(k, 1);
+    if (k >= span) add(k - span, -1);
+    most = Math.max(most, bytes);
+  }
+  return most;
+}
+
+/**
  * A cursor over an access order that answers "how many accesses from now is `item` needed next"
  * in O(log occurrences). Items are any values (shard keys or indices).
  */

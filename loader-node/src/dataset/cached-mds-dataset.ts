@@ -18,7 +18,7 @@ import {
   type MDSShardInfo,
 } from '@shardline/core';
 import { ShardCache, type CacheEvent } from '../cache/shard-cache.ts';
-import { shardBatchAccesses } from '../cache/schedule.ts';
+import { shardBatchAccesses, workingSetBytes } from '../cache/schedule.ts';
 import type { ShardSource } from '../store/shard-source.ts';
 
 /** Options of {@link openCachedMDSDataset}. */
@@ -52,6 +52,12 @@ export interface CachedMDSDataset {
    * followPlan's (or before it).
    */
   scheduleStart(epoch: number, step: number): number | undefined;
+  /**
+   * The most bytes of shards that `span` consecutive batches of the plan followPlan set lease
+   * (0 before followPlan): a cache smaller than this refetches shards while those batches are
+   * built at once.
+   */
+  workingSetBytes(span: number): number;
   close(): Promise<void>;
 }
 
@@ -102,19 +108,24 @@ export async function openCachedMDSDataset(options: CachedMDSDatasetOptions): Pr
   };
   // Shards were verified on arrival; MDSDataset need not hash them again.
   const dataset = await MDSDataset.open(files, { verifyHashes: false });
-  let followed: { readonly epoch: number; readonly batchStarts: Int32Array } | undefined;
+  let followed: { readonly epoch: number; readonly accesses: ReturnType<typeof shardBatchAccesses> } | undefined;
+  const shardBytes = index.shards.map((info) => mdsStoredFile(info).bytes);
   return {
     dataset,
     cache,
     shardKeys,
     followPlan(plan, rank) {
-      const { order, batchStarts } = shardBatchAccesses(plan, rank);
-      cache.setSchedule(Array.from(order, (shard) => shardKeys[shard]!));
-      followed = { epoch: plan.epoch, batchStarts };
+      const accesses = shardBatchAccesses(plan, rank);
+      cache.setSchedule(Array.from(accesses.order, (shard) => shardKeys[shard]!));
+      followed = { epoch: plan.epoch, accesses };
+    },
+    workingSetBytes(span) {
+      return followed === undefined ? 0 : workingSetBytes(followed.accesses, shardBytes, span);
     },
     scheduleStart(epoch, step) {
       if (followed === undefined || followed.epoch !== epoch || !Number.isInteger(step) || step < 0) return undefined;
-      return followed.batchStarts[Math.min(step, followed.batchStarts.length - 1)];
+      const starts = followed.accesses.batchStarts;
+      return starts[Math.min(step, starts.length - 1)];
     },
     close: () => cache.close(),
   };

@@ -121,6 +121,12 @@ export type LoaderEvent =
   | { type: 'epoch-started'; epoch: number; batches: number; samplesPerRank: number; firstStep: number }
   | { type: 'epoch-finished'; epoch: number; batches: number; seconds: number }
   | { type: 'fields-skipped'; fields: string[] }
+  /**
+   * The batches built at once (prefetchBatches + 1) lease more shard bytes than the cache budget
+   * at some point of this epoch: those shards are fetched more than once (the run goes on).
+   * Reported once per run, at the first epoch where it happens.
+   */
+  | { type: 'cache-too-small'; epoch: number; workingSetBytes: number; budgetBytes: number; shuffle: string }
   | { type: 'draining'; heldBatches: number; timeoutMs: number }
   | { type: 'delivery'; event: SenderEvent };
 
@@ -285,6 +291,7 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
     metrics?.watchStages(() => ({ decode: decoder.building, send: ready }));
 
     let skippedReported = false;
+    let cacheWarned = false;
     const prepare = async (plan: EpochPlan, step: number): Promise<PreparedBatch> => {
       const sampleIds = plan.batchIds(o.rank, step);
       const shards: number[] = [];
@@ -319,6 +326,13 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       const firstStep = epoch === o.firstEpoch ? o.firstStep : 0;
       const started = performance.now();
       opened.followPlan(plan, o.rank);
+      if (!cacheWarned) {
+        const needed = opened.workingSetBytes(o.prefetchBatches + 1);
+        if (needed > o.cacheBudgetBytes) {
+          cacheWarned = true;
+          emit({ type: 'cache-too-small', epoch, workingSetBytes: needed, budgetBytes: o.cacheBudgetBytes, shuffle: o.shuffle });
+        }
+      }
       emit({ type: 'epoch-started', epoch, batches: plan.numBatches, samplesPerRank: plan.perRank, firstStep });
       const ahead: Array<Promise<PreparedBatch>> = [];
       let next = firstStep;
