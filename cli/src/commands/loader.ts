@@ -100,7 +100,8 @@ async function watchNats(nc: NatsConnection, log: Logger, set: (up: boolean) => 
   }
 }
 
-function logEvent(log: Logger, event: LoaderEvent): void {
+/** One log line for a loader event (acks at debug, trouble at warn). */
+export function logEvent(log: Logger, event: LoaderEvent): void {
   if (event.type === 'delivery') {
     const e = event.event;
     // Acks come once per batch: debug. Sessions, refusals and protocol trouble: info and above.

@@ -12,10 +12,11 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { connect, type NatsConnection } from 'nats';
 import { EpochPlan, MDSWriter } from '@shardline/core';
-import { batches } from '@shardline/client';
+import { batches, type TrainerStream } from '@shardline/client';
 import { LoaderMetrics, LocalDirectorySource, loaderDefaults, runLoader, type LoaderOptions } from '@shardline/loader-node';
 import type { DemoConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { logEvent } from '../commands/loader.ts';
 import { startLocalNats } from './local-nats.ts';
 import { SyntheticDataset } from './synthetic-dataset.ts';
 
@@ -66,6 +67,7 @@ export async function runDataPlane(config: DemoConfig, nats: { natsServer?: stri
   const server = nats.natsUrl === undefined ? await startLocalNats(nats.natsServer!) : undefined;
   const url = nats.natsUrl ?? server!.url;
   const connections: NatsConnection[] = [];
+  const streams: TrainerStream[] = [];
   const stop = new AbortController();
   try {
     const { shardSizes, datasetBytes } = await writeDataset(path.join(dir, 'dataset'), config);
@@ -96,7 +98,8 @@ export async function runDataPlane(config: DemoConfig, nats: { natsServer?: stri
       Array.from({ length: config.ranks }, async (_, rank) => {
         const nc = await connect({ servers: url, name: `demo-loader-${rank}` });
         connections.push(nc);
-        const done = runLoader(options(rank), { source, nc, metrics: metrics[rank], signal: stop.signal });
+        const rankLog = log.child({ rank });
+        const done = runLoader(options(rank), { source, nc, metrics: metrics[rank], signal: stop.signal, onEvent: (event) => logEvent(rankLog, event) });
         done.catch((error: unknown) => failLoader(new Error(`loader ${rank} failed: ${(error as Error).message}`, { cause: error })));
         return { done };
       }),
@@ -123,6 +126,7 @@ export async function runDataPlane(config: DemoConfig, nats: { natsServer?: stri
     const trainers = Promise.all(
       Array.from({ length: config.ranks }, async (_, rank) => {
         const stream = batches({ job: JOB, rank, namespace: NAMESPACE, nats: { servers: url, name: `demo-trainer-${rank}` }, epochs: config.epochs });
+        streams.push(stream);
         for await (const batch of stream) {
           const expected = plans[batch.epoch]!.batchIds(rank, batch.step);
           const ids = Array.from(batch.tensors.id!.data as BigInt64Array, Number);
@@ -184,6 +188,8 @@ export async function runDataPlane(config: DemoConfig, nats: { natsServer?: stri
     log.info({ event: 'demo.plane.done', ...report, epochs: undefined }, ok ? 'data plane: every rank got its plan' : 'data plane FAILED its checks');
     return report;
   } finally {
+    // After a failure the trainers still wait: close them, then the loaders and the server.
+    await Promise.allSettled(streams.map((s) => s.close()));
     stop.abort();
     await Promise.allSettled(connections.map((nc) => nc.drain()));
     await server?.stop();
