@@ -59,6 +59,17 @@ function source(t: TestContext, dir: string): LocalDirectorySource {
   return s;
 }
 
+/** A dataset of `samples` in many small shards: its folder, samples per shard and each shard file's size. */
+async function manyShards(name: string, samples: number): Promise<{ dir: string; sizes: number[]; files: number[] }> {
+  const dir = makeTempDir(name);
+  dirs.push(dir);
+  const sizes = await writeTestDataset(dir, samples);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.mds'))
+    .map((f) => statSync(path.join(dir, f)).size);
+  return { dir, sizes, files };
+}
+
 /** Runs a loader for the test; it is stopped and awaited when the test ends, failed or not. */
 function start(t: TestContext, options: LoaderOptions, deps: Omit<LoaderDeps, 'signal'>, signal?: AbortSignal): ReturnType<typeof runLoader> {
   const cleanup = new AbortController();
@@ -268,11 +279,8 @@ test('an abort while the workers are busy ends the run at once, a worker that ne
 test('a cache of the shard-aware window fetches each shard about once per epoch, with 2 workers and on the main thread (no thrash)', async (t) => {
   // Many small shards; a rank reads a window of 4 (the plan's shardWindow) at a time, every batch
   // touching each of them, and the cache holds exactly 4 of the largest.
-  const dir = makeTempDir('workers-window');
-  dirs.push(dir);
-  const sizes = await writeTestDataset(dir, 1200);
+  const { dir, sizes, files } = await manyShards('workers-window', 1200);
   assert.ok(sizes.length >= 30, `${sizes.length} shards`);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.mds')).map((f) => statSync(path.join(dir, f)).size);
   const totalBytes = files.reduce((a, b) => a + b, 0);
   const base = { namespace: 'window', rank: 0, worldSize: 1, batchSize: 16, epochs: 1, seed: 9, shuffle: 'shard-aware', cacheBudgetBytes: 4 * Math.max(...files) } as const;
   for (const workers of [2, 0]) {
@@ -298,10 +306,7 @@ test('a cache of the shard-aware window fetches each shard about once per epoch,
 });
 
 test('a cache smaller than what the batches in flight read is reported once, and the run still delivers every batch', async (t) => {
-  const dir = makeTempDir('workers-small-cache');
-  dirs.push(dir);
-  const sizes = await writeTestDataset(dir, 600);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.mds')).map((f) => statSync(path.join(dir, f)).size);
+  const { dir, sizes, files } = await manyShards('workers-small-cache', 600);
   const base = { namespace: 'small', rank: 0, worldSize: 1, batchSize: 16, epochs: 2, seed: 2, workers: 2 } as const;
   const runs = [
     // A global shuffle's batch reads from many shards: 4 shards of cache cannot hold them.
