@@ -243,10 +243,9 @@ export async function runLoader(options: LoaderOptions, deps: LoaderDeps): Promi
       budgetBytes: o.cacheBudgetBytes,
       onEvent: metrics === undefined ? undefined : (event) => metrics.onCacheEvent(event),
     });
-    const { cache } = opened;
+    const { cache, dataset } = opened;
     metrics?.watchCache(() => cache);
     await pool?.ready();
-    const { dataset } = opened;
     const decoder = stage;
     emit({ type: 'dataset-opened', samples: dataset.length, shards: dataset.index.shards.length });
 
