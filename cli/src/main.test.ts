@@ -72,6 +72,10 @@ test('the demo runs the data plane: a loader per rank serves its trainer every e
   const relative = shardline('demo', '--nats-server', 'bin/nats-server');
   assert.equal(relative.code, 2);
   assert.match(relative.stderr, /--nats-server \(or SHARDLINE_NATS_SERVER\) must be an absolute path/);
+  const missing = shardline('demo', '--samples', '100', '--nats-server', '/nonexistent/nats-server');
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /\/nonexistent\/nats-server is not an executable file/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'a usage error, not a stack trace');
   const badUrl = shardline('demo', '--nats-url', 'http://x');
   assert.equal(badUrl.code, 2);
   assert.match(badUrl.stderr, /--nats-url must be nats:\/\/host:port/);

@@ -6,6 +6,7 @@
  * every epoch against the dataset: each sample delivered once, but the padding the plan adds so
  * that every rank has the same number of batches.
  */
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { connect, type NatsConnection } from 'nats';
 import { EpochPlan, MDSWriter } from '@shardline/core';
 import { batches, type TrainerStream } from '@shardline/client';
 import { LoaderMetrics, LocalDirectorySource, loaderDefaults, runLoader, type LoaderOptions } from '@shardline/loader-node';
-import type { DemoConfig } from '../config.ts';
+import { ConfigError, type DemoConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { logEvent } from '../commands/loader.ts';
 import { startLocalNats } from './local-nats.ts';
@@ -63,6 +64,13 @@ export interface DataPlaneReport {
  * trainers; `natsServer` is the nats-server binary to start (or use `natsUrl`'s server).
  */
 export async function runDataPlane(config: DemoConfig, nats: { natsServer?: string; natsUrl?: string }, log: Logger): Promise<DataPlaneReport> {
+  if (nats.natsUrl === undefined) {
+    try {
+      accessSync(nats.natsServer!, constants.X_OK);
+    } catch {
+      throw new ConfigError(`--nats-server (or SHARDLINE_NATS_SERVER): ${nats.natsServer} is not an executable file; \`npm start\` installs nats-server, or pass --nats-url`);
+    }
+  }
   const dir = await mkdtemp(path.join(tmpdir(), 'shardline-demo-'));
   const server = nats.natsUrl === undefined ? await startLocalNats(nats.natsServer!) : undefined;
   const url = nats.natsUrl ?? server!.url;
