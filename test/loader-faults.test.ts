@@ -11,10 +11,10 @@ import { after, before, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBatch, type EpochPlan } from '@shardline/core';
 import { BatchReceiver } from '@shardline/client';
-import { LocalDirectorySource, runLoader, type LoaderDeps, type LoaderEvent, type LoaderOptions, type LoaderSummary } from '@shardline/loader-node';
+import { LocalDirectorySource, type LoaderEvent, type LoaderOptions } from '@shardline/loader-node';
 import type { ConnectionOptions, NatsConnection } from 'nats';
 import { within } from './delivery/support.ts';
-import { planOf, writeTestDataset } from './loader/support.ts';
+import { planOf, startLoader, writeTestDataset } from './loader/support.ts';
 import { connectFor, makeTempDir, removeTempDir, startNats, type NatsServer } from './infra/index.ts';
 
 const SAMPLES = 240;
@@ -61,20 +61,6 @@ function cacheDir(): string {
 /** Options of one rank's loader: one epoch of small batches, so faults land mid-epoch. */
 function loaderOptions(job: string, rank: number, worldSize: number, patch: Partial<LoaderOptions> = {}): LoaderOptions {
   return { namespace: NS, job, rank, worldSize, batchSize: 4, epochs: 1, seed: 7, shuffle: 'global', cacheDir: cacheDir(), cacheBudgetBytes: 1 << 20, maxCredits: 4, ...patch };
-}
-
-/**
- * Starts runLoader; when the test ends (a failure included) the loader is stopped and awaited, so
- * nothing of it outlives the test. `signal` also stops it, as SIGTERM would.
- */
-function startLoader(t: TestContext, options: LoaderOptions, deps: Omit<LoaderDeps, 'signal'>, signal?: AbortSignal): Promise<LoaderSummary> {
-  const cleanup = new AbortController();
-  const done = runLoader(options, { ...deps, signal: signal === undefined ? cleanup.signal : AbortSignal.any([signal, cleanup.signal]) });
-  t.after(async () => {
-    cleanup.abort();
-    await done.catch(() => {});
-  });
-  return done;
 }
 
 /**

@@ -6,13 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ArgumentError } from '@shardline/core';
+import { metricValue } from '../../test/infra/metrics-text.ts';
 import { LoaderMetrics, startMetricsServer } from './metrics.ts';
-
-function value(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  assert.ok(line !== undefined, `${name} is exposed`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 test('cache events, deliveries and the sender window move the right series', async () => {
   const metrics = new LoaderMetrics({ labels: { job: 'm', rank: '3' } });
@@ -49,14 +44,14 @@ test('cache events, deliveries and the sender window move the right series', asy
     shardline_trainer_wait_seconds_total: 1.25,
     shardline_shm_batches_total: 1,
   };
-  for (const [name, v] of Object.entries(expected)) assert.equal(value(text, name), v, name);
+  for (const [name, v] of Object.entries(expected)) assert.equal(metricValue(text, name), v, name);
   assert.match(text, /shardline_delivery_latency_seconds_bucket\{le="0\.025",job="m",rank="3"\} 1/);
   window = { inFlight: 0, heldBatches: 1 };
   metrics.watchSender(undefined);
   text = await metrics.text();
-  assert.equal(value(text, 'shardline_credits_in_flight'), 0, 'no sender: the gauges read 0');
+  assert.equal(metricValue(text, 'shardline_credits_in_flight'), 0, 'no sender: the gauges read 0');
   // Two instances never share series (no global registry).
-  assert.equal(value(await new LoaderMetrics().text(), 'shardline_batches_delivered_total'), 0);
+  assert.equal(metricValue(await new LoaderMetrics().text(), 'shardline_batches_delivered_total'), 0);
 });
 
 test('batch build times and the pipeline stage depths are exposed', async () => {
@@ -64,8 +59,8 @@ test('batch build times and the pipeline stage depths are exposed', async () => 
   metrics.onBatchBuilt(0.004);
   metrics.onBatchBuilt(0.3);
   let text = await metrics.text();
-  assert.equal(value(text, 'shardline_batch_build_seconds_count'), 2);
-  assert.equal(value(text, 'shardline_batch_build_seconds_sum'), 0.304);
+  assert.equal(metricValue(text, 'shardline_batch_build_seconds_count'), 2);
+  assert.equal(metricValue(text, 'shardline_batch_build_seconds_sum'), 0.304);
   assert.match(text, /shardline_batch_build_seconds_bucket\{le="0\.005",job="m"\} 1/);
   assert.match(text, /shardline_pipeline_queue_depth\{stage="decode",job="m"\} 0/, 'no pipeline: the gauges read 0');
   let depths = { decode: 3, send: 1 };
@@ -91,30 +86,25 @@ test('build steps, S3 request attempts and the cache use are exposed', async () 
   metrics.onS3Request({ operation: 'stat', key: 'c', outcome: 'not-found', seconds: 0.01, attempt: 1, error: 'NotFound, HTTP 404' });
   metrics.onS3Request({ operation: 'read', key: 'd', outcome: 'failed', seconds: 0.02, attempt: 3, error: 'ECONNRESET' });
   let text = await metrics.text();
-  const series = (name: string, labels: string): number => {
-    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)));
-    assert.ok(line !== undefined, `${name}{${labels}} is exposed`);
-    return Number(line.slice(line.lastIndexOf(' ') + 1));
-  };
-  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="decode"'), 2);
-  assert.ok(Math.abs(series('shardline_batch_stage_seconds_sum', 'stage="decode"') - 0.21) < 1e-9);
-  assert.ok(Math.abs(series('shardline_batch_stage_seconds_sum', 'stage="encode"') - 0.057) < 1e-9);
-  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="collate"'), 2);
-  assert.equal(series('shardline_batch_stage_seconds_count', 'stage="transform"'), 2);
-  assert.equal(series('shardline_s3_request_seconds_count', 'operation="download"'), 3);
-  assert.equal(series('shardline_s3_request_seconds_sum', 'operation="download"'), 1.5);
-  assert.equal(series('shardline_s3_request_seconds_count', 'operation="stat"'), 1);
-  assert.equal(series('shardline_s3_request_errors_total', 'operation="download",outcome="retried"'), 1);
-  assert.equal(series('shardline_s3_request_errors_total', 'operation="stat",outcome="not-found"'), 1);
-  assert.equal(series('shardline_s3_request_errors_total', 'operation="read",outcome="failed"'), 1);
+  assert.equal(metricValue(text, 'shardline_batch_stage_seconds_count', 'stage="decode"'), 2);
+  assert.ok(Math.abs(metricValue(text, 'shardline_batch_stage_seconds_sum', 'stage="decode"') - 0.21) < 1e-9);
+  assert.ok(Math.abs(metricValue(text, 'shardline_batch_stage_seconds_sum', 'stage="encode"') - 0.057) < 1e-9);
+  assert.equal(metricValue(text, 'shardline_batch_stage_seconds_count', 'stage="collate"'), 2);
+  assert.equal(metricValue(text, 'shardline_batch_stage_seconds_count', 'stage="transform"'), 2);
+  assert.equal(metricValue(text, 'shardline_s3_request_seconds_count', 'operation="download"'), 3);
+  assert.equal(metricValue(text, 'shardline_s3_request_seconds_sum', 'operation="download"'), 1.5);
+  assert.equal(metricValue(text, 'shardline_s3_request_seconds_count', 'operation="stat"'), 1);
+  assert.equal(metricValue(text, 'shardline_s3_request_errors_total', 'operation="download"', 'outcome="retried"'), 1);
+  assert.equal(metricValue(text, 'shardline_s3_request_errors_total', 'operation="stat"', 'outcome="not-found"'), 1);
+  assert.equal(metricValue(text, 'shardline_s3_request_errors_total', 'operation="read"', 'outcome="failed"'), 1);
   assert.doesNotMatch(text, /shardline_s3_request_errors_total\{[^}]*outcome="ok"/, 'successes are not errors');
-  assert.equal(value(text, 'shardline_cache_bytes'), 0, 'no cache: the gauges read 0');
+  assert.equal(metricValue(text, 'shardline_cache_bytes'), 0, 'no cache: the gauges read 0');
   const cache = { usedBytes: 3000, budgetBytes: 8192 };
   metrics.watchCache(() => cache);
   cache.usedBytes = 5000;
   text = await metrics.text();
-  assert.equal(value(text, 'shardline_cache_bytes'), 5000, 'read at each scrape');
-  assert.equal(value(text, 'shardline_cache_budget_bytes'), 8192);
+  assert.equal(metricValue(text, 'shardline_cache_bytes'), 5000, 'read at each scrape');
+  assert.equal(metricValue(text, 'shardline_cache_budget_bytes'), 8192);
 });
 
 test('the server answers /metrics, /healthz and /readyz, and refuses the rest', async (t) => {
@@ -126,7 +116,7 @@ test('the server answers /metrics, /healthz and /readyz, and refuses the rest', 
   const m = await fetch(`${server.url}/metrics`);
   assert.equal(m.status, 200);
   assert.match(m.headers.get('content-type') ?? '', /^text\/plain/);
-  assert.equal(value(await m.text(), 'shardline_batches_delivered_total'), 7);
+  assert.equal(metricValue(await m.text(), 'shardline_batches_delivered_total'), 7);
   assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   const notReady = await fetch(`${server.url}/readyz`);
   assert.equal(notReady.status, 503);

@@ -17,5 +17,6 @@ export { CONTAINERS_SETUP_COMMAND, baseImage, containersConf, startContainerEngi
 export type { ContainerEngine, ContainerEngineOptions } from './containers.ts';
 export { KUBECONFIG_ENV, KWOK_NODE_ANNOTATION, startKubernetes, waitUntil } from './kubernetes.ts';
 export type { KubernetesCluster, KubernetesOptions, ServiceAccountOptions } from './kubernetes.ts';
+export { metricValue } from './metrics-text.ts';
 export { createCertificateAuthority, createSigningKey } from './pki.ts';
 export type { CertificateAuthority, IssueOptions, KeyPair } from './pki.ts';

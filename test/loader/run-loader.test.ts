@@ -13,6 +13,7 @@ import { ArgumentError } from '@shardline/core';
 import type { NatsConnection } from 'nats';
 import { makeTempDir, removeTempDir } from '../infra/supervisor.ts';
 import { connectFor, startNats, type NatsServer } from '../infra/nats.ts';
+import { metricValue } from '../infra/metrics-text.ts';
 import { BatchReceiver } from '@shardline/client';
 import { within } from '../delivery/support.ts';
 import { LoaderMetrics } from '@shardline/loader-node';
@@ -42,12 +43,6 @@ function cacheDir(): string {
   const dir = makeTempDir('loader-cache');
   dirs.push(dir);
   return dir;
-}
-
-function metricValue(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  assert.ok(line !== undefined, `metric ${name} is exposed`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 test('two ranks deliver two epochs each: every batch is the plan, every sample once per epoch', async (t) => {
@@ -109,8 +104,7 @@ test('two ranks deliver two epochs each: every batch is the plan, every sample o
     assert.ok(metricValue(text, 'shardline_trainer_wait_seconds_total') > 0, 'the trainers reported waiting (the loader starts after them)');
     // Every batch was built once, and each of its build steps timed.
     for (const stage of ['decode', 'transform', 'collate', 'encode']) {
-      const count = new RegExp(`^shardline_batch_stage_seconds_count\\{[^}]*stage="${stage}"[^}]*\\} (\\d+)$`, 'm').exec(text);
-      assert.equal(Number(count?.[1]), 2 * plan.numBatches, `${stage}: ${count?.[0]}`);
+      assert.equal(metricValue(text, 'shardline_batch_stage_seconds_count', `stage="${stage}"`), 2 * plan.numBatches, stage);
     }
     assert.equal(metricValue(text, 'shardline_batch_build_seconds_count'), 2 * plan.numBatches);
     const cached = metricValue(midRun[run.rank]!, 'shardline_cache_bytes');

@@ -16,6 +16,7 @@ import { batches, type TrainerBatch } from '@shardline/client';
 import { makeTempDir, removeTempDir, startS3, type S3Server } from '../infra/index.ts';
 import { startNats, type NatsServer } from '../infra/nats.ts';
 import { within } from '../delivery/support.ts';
+import { metricValue } from '../infra/metrics-text.ts';
 import { planOf, startLoaderProcess, writeTestDataset, type LoaderProcess } from './support.ts';
 
 const NAMESPACE = 's3-epoch';
@@ -100,15 +101,10 @@ test('two loader processes read MinIO through their caches and serve two TypeScr
   for (const [rank, loader] of loaders.entries()) {
     assert.equal(await within(loader.exited, 20_000, `loader ${rank} exiting after the epoch was acked`), 0, loader.stderr());
   }
-  const series = (name: string, label: string): number => {
-    const line = scraped.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
-    assert.ok(line !== undefined, `${name}{${label}} in loader 0's /metrics:\n${scraped}`);
-    return Number(line.slice(line.lastIndexOf(' ') + 1));
-  };
-  assert.ok(series('shardline_s3_request_seconds_count', 'operation="download"') >= 1, 'shard downloads from MinIO were timed');
-  assert.ok(series('shardline_s3_request_seconds_count', 'operation="read"') >= 1, 'index.json was read from MinIO');
-  assert.ok(series('shardline_cache_bytes', 'rank="0"') > 0, 'the cache holds shards');
-  assert.ok(series('shardline_batch_stage_seconds_count', 'stage="decode"') >= 2, 'batches were built and timed');
+  assert.ok(metricValue(scraped, 'shardline_s3_request_seconds_count', 'operation="download"') >= 1, 'shard downloads from MinIO were timed');
+  assert.ok(metricValue(scraped, 'shardline_s3_request_seconds_count', 'operation="read"') >= 1, 'index.json was read from MinIO');
+  assert.ok(metricValue(scraped, 'shardline_cache_bytes', 'rank="0"') > 0, 'the cache holds shards');
+  assert.ok(metricValue(scraped, 'shardline_batch_stage_seconds_count', 'stage="decode"') >= 2, 'batches were built and timed');
   assert.doesNotMatch(scraped, /shardline_s3_request_errors_total\{/, 'no S3 request failed');
 });
 

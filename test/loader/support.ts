@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { EpochPlan, MDSWriter, decodeBatch, type MDSSample } from '@shardline/core';
 import type { BatchReceiver } from '@shardline/client';
-import { loaderDefaults, type LoaderOptions } from '@shardline/loader-node';
+import { loaderDefaults, runLoader, type LoaderDeps, type LoaderOptions, type LoaderSummary } from '@shardline/loader-node';
 
 /** Sample i: its id (int64), a float32 vector derived from it, and a string column (not a tensor). */
 export function sampleOf(i: number): MDSSample {
@@ -83,4 +83,18 @@ export function startLoaderProcess(t: { after: (fn: () => unknown) => void }, ar
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   return { child, exited, stderr: () => stderr };
+}
+
+/**
+ * Starts runLoader for a test; when the test ends (a failure included) the loader is stopped and
+ * awaited, so nothing of it outlives the test. `signal` also stops it, as SIGTERM would.
+ */
+export function startLoader(t: { after: (fn: () => unknown) => void }, options: LoaderOptions, deps: Omit<LoaderDeps, 'signal'>, signal?: AbortSignal): Promise<LoaderSummary> {
+  const cleanup = new AbortController();
+  const done = runLoader(options, { ...deps, signal: signal === undefined ? cleanup.signal : AbortSignal.any([signal, cleanup.signal]) });
+  t.after(async () => {
+    cleanup.abort();
+    await done.catch(() => {});
+  });
+  return done;
 }

@@ -19,7 +19,8 @@ import type { NatsConnection } from 'nats';
 import { within } from '../delivery/support.ts';
 import { makeTempDir, removeTempDir } from '../infra/supervisor.ts';
 import { connectFor, startNats, type NatsServer } from '../infra/nats.ts';
-import { planOf, writeTestDataset } from './support.ts';
+import { metricValue } from '../infra/metrics-text.ts';
+import { planOf, startLoader, writeTestDataset } from './support.ts';
 
 const SAMPLES = 101;
 const CORRUPT = 5;
@@ -70,17 +71,6 @@ async function manyShards(name: string, samples: number): Promise<{ dir: string;
   return { dir, sizes, files };
 }
 
-/** Runs a loader for the test; it is stopped and awaited when the test ends, failed or not. */
-function start(t: TestContext, options: LoaderOptions, deps: Omit<LoaderDeps, 'signal'>, signal?: AbortSignal): ReturnType<typeof runLoader> {
-  const cleanup = new AbortController();
-  const done = runLoader(options, { ...deps, signal: signal === undefined ? cleanup.signal : AbortSignal.any([signal, cleanup.signal]) });
-  t.after(async () => {
-    cleanup.abort();
-    await done.catch(() => {});
-  });
-  return done;
-}
-
 /** Reads items until `epochs` end markers came: every batch's bytes by `epoch:step`, in arrival order. */
 async function readEpochs(receiver: BatchReceiver, epochs: number): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
@@ -116,12 +106,6 @@ function samplesBefore(plan: EpochPlan, rank: number, step: number): number {
   return n;
 }
 
-function metricValue(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  assert.ok(line !== undefined, `metric ${name} is exposed`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
 test('2 workers, the main thread and a zstd copy deliver the same bytes for one seed, each batch the plan', async (t) => {
   const job = 'same-bytes';
   const base = { job, rank: 1, worldSize: 2, batchSize: 8, epochs: 2, seed: 3, shuffle: 'global', cacheBudgetBytes: 1 << 20 } as const;
@@ -134,7 +118,7 @@ test('2 workers, the main thread and a zstd copy deliver the same bytes for one 
   const metrics = new LoaderMetrics();
   const results = await Promise.all(
     runs.map(async ({ namespace, dir, workers }) => {
-      const done = start(t, { ...base, namespace, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, ...(namespace === 'raw-w2' ? { metrics } : {}) });
+      const done = startLoader(t, { ...base, namespace, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, ...(namespace === 'raw-w2' ? { metrics } : {}) });
       const receiver = await BatchReceiver.connect(trainerNc, { namespace, job, rank: 1, window: 3 });
       try {
         const batches = await readEpochs(receiver, 2);
@@ -180,7 +164,7 @@ test('a transform and a collate given as module specs run the same on workers an
       { namespace: 'specs-w2', dir: datasets.zstd, workers: 2 },
       { namespace: 'specs-w0', dir: datasets.raw, workers: 0 },
     ].map(async ({ namespace, dir, workers }) => {
-      const done = start(t, { ...base, namespace, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc });
+      const done = startLoader(t, { ...base, namespace, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc });
       const receiver = await BatchReceiver.connect(trainerNc, { namespace, job, rank: 0, window: 2 });
       try {
         const batches = await readEpochs(receiver, 1);
@@ -247,7 +231,7 @@ test('an abort while the workers are busy ends the run at once, a worker that ne
   for (const transform of [{ ms: 60 }, { ms: 1, foreverOn: 2 }]) {
     const controller = new AbortController();
     const events: LoaderEvent[] = [];
-    const done = start(
+    const done = startLoader(
       t,
       {
         namespace: 'abort',
@@ -287,7 +271,7 @@ test('a cache of the shard-aware window fetches each shard about once per epoch,
     const job = `window-${workers}`;
     const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
     const metrics = new LoaderMetrics();
-    const done = start(t, { ...base, job, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, metrics });
+    const done = startLoader(t, { ...base, job, workers, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, metrics });
     const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'window', job, rank: 0, window: 4 });
     try {
       assertPlan(await readEpochs(receiver, 1), planOf(base, sizes, 0), 0);
@@ -296,7 +280,7 @@ test('a cache of the shard-aware window fetches each shard about once per epoch,
     }
     await within(done, 20_000, 'the loader finishing');
     const text = await metrics.text();
-    const fetched = Number(/^shardline_cache_bytes_in_total (\d+)/m.exec(text)?.[1]);
+    const fetched = metricValue(text, 'shardline_cache_bytes_in_total');
     // Each shard once, and some again where windows meet (batches there need shards of both, and
     // several batches are built at once: ~1.5 times the dataset on workers, ~2.2 on the main
     // thread, whose builds all interleave); a schedule that lost track of the window's shards
@@ -317,7 +301,7 @@ test('a cache smaller than what the batches in flight read is reported once, and
     const [loaderNc, trainerNc] = [await connection(t), await connection(t)];
     const events: LoaderEvent[] = [];
     const options = { ...base, job, shuffle, cacheBudgetBytes };
-    const done = start(t, { ...options, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, onEvent: (e) => events.push(e) });
+    const done = startLoader(t, { ...options, cacheDir: cacheDir() }, { source: source(t, dir), nc: loaderNc, onEvent: (e) => events.push(e) });
     const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'small', job, rank: 0, window: 4 });
     try {
       const batches = await readEpochs(receiver, 2);
@@ -348,7 +332,7 @@ test('firstStep starts the first epoch at that step; later epochs are whole', as
   const n = plans[0]!.numBatches;
   for (const firstStep of [5, n]) {
     const events: LoaderEvent[] = [];
-    const done = start(t, { ...base, epochs: 2, firstStep, cacheDir: cacheDir() }, { source: source(t, datasets.raw), nc: loaderNc, onEvent: (e) => events.push(e) });
+    const done = startLoader(t, { ...base, epochs: 2, firstStep, cacheDir: cacheDir() }, { source: source(t, datasets.raw), nc: loaderNc, onEvent: (e) => events.push(e) });
     // A replacement trainer resumes where the old one stopped.
     const receiver = await BatchReceiver.connect(trainerNc, { namespace: 'first', job, rank: 0, window: 3, resume: { epoch: 3, step: firstStep } });
     try {

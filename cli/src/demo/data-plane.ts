@@ -175,7 +175,7 @@ export async function runDataPlane(config: DemoConfig, nats: { natsServer?: stri
     });
     const loadersFinished = summaries.filter((s) => !s.aborted && s.epochs === config.epochs).length;
     let fetched = 0;
-    for (const m of metrics) fetched += Number(/^shardline_cache_bytes_in_total\{[^}]*\} (\d+)/m.exec(await m.text())?.[1] ?? 0);
+    for (const m of metrics) fetched += (await m.cacheBytesIn.get()).values[0]?.value ?? 0;
     const ok = epochs.every((e) => e.duplicates === 0 && e.missing === 0 && e.offPlan === 0) && delivered === total && loadersFinished === config.ranks;
     const report: DataPlaneReport = {
       ranks: config.ranks,
